@@ -1,0 +1,163 @@
+"""Create template.yaml's resources in moto, as `sam deploy` would on AWS (for what the app uses)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .lambdas import FunctionSpec
+from .template import REGION, Template, _merge
+
+if TYPE_CHECKING:
+    from .cloud import LocalCloud
+
+_LAMBDA_TRUST = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+                 '{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
+
+
+@dataclass
+class Resources:
+    bucket: str = ""
+    state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+    functions: dict[str, str] = field(default_factory=dict)  # logical id -> physical name
+
+
+def deploy_template(cloud: LocalCloud) -> Resources:
+    template = cloud.template
+    resources = Resources()
+    _kms_keys(cloud, template)
+    for logical_id in _live(template, "AWS::IAM::Role"):
+        _role(cloud, template.physical[logical_id], template.resolve(
+            template.resources[logical_id]["Properties"].get("AssumeRolePolicyDocument")))
+    for logical_id in _live(template, "AWS::S3::Bucket"):
+        _bucket(cloud, template, logical_id)
+        if "incoming/" in str(template.resources[logical_id]) or not resources.bucket:
+            resources.bucket = template.physical[logical_id]
+    for logical_id in _live(template, "AWS::DynamoDB::Table"):
+        _table(cloud, template, logical_id)
+    for logical_id in _live(template, "AWS::SNS::Topic"):
+        cloud.client("sns").create_topic(Name=template.physical[logical_id])
+    for logical_id in _live(template, "AWS::SQS::Queue"):
+        cloud.client("sqs").create_queue(QueueName=template.physical[logical_id])
+    for logical_id in _live(template, "AWS::Serverless::Function"):
+        resources.functions[logical_id] = _function(cloud, template, logical_id)
+    for logical_id in _live(template, "AWS::Serverless::StateMachine"):
+        resources.state_machines[logical_id] = _state_machine(cloud, template, logical_id)
+    for logical_id in _live(template, "AWS::Events::Rule"):
+        props = template.properties(logical_id)
+        _rule(cloud, template.physical[logical_id], props.get("EventPattern"), props.get("Targets", []),
+              props.get("State", "ENABLED"))
+    return resources
+
+
+def _live(template: Template, resource_type: str) -> list[str]:
+    """Logical ids of that type whose Condition (if any) holds."""
+    return [name for name, res in template.of_type(resource_type).items()
+            if "Condition" not in res or template.condition(res["Condition"])]
+
+
+def _kms_keys(cloud: LocalCloud, template: Template) -> None:
+    # KMS makes up key ids, so the template learns them before anything refers to a key.
+    for logical_id in _live(template, "AWS::KMS::Key"):
+        key = cloud.client("kms").create_key(Description=f"{template.stack_name} {logical_id}")
+        template.physical[logical_id] = key["KeyMetadata"]["KeyId"]
+    for logical_id in _live(template, "AWS::KMS::Alias"):
+        props = template.properties(logical_id)
+        cloud.client("kms").create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
+
+
+def _role(cloud: LocalCloud, name: str, trust: Any = None) -> str:
+    iam = cloud.client("iam")
+    document = json.dumps(trust) if isinstance(trust, dict) else _LAMBDA_TRUST
+    try:
+        return iam.create_role(RoleName=name[:64], AssumeRolePolicyDocument=document)["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        return iam.get_role(RoleName=name[:64])["Role"]["Arn"]
+
+
+def _bucket(cloud: LocalCloud, template: Template, logical_id: str) -> None:
+    s3 = cloud.client("s3")
+    name = template.physical[logical_id]
+    raw = template.resources[logical_id].get("Properties", {})
+    s3.create_bucket(Bucket=name)
+    if raw.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    notification = raw.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {})
+    if template.resolve(notification.get("EventBridgeEnabled")) in (True, "true", "True"):
+        s3.put_bucket_notification_configuration(
+            Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+
+
+def _table(cloud: LocalCloud, template: Template, logical_id: str) -> None:
+    props = template.properties(logical_id)
+    dynamodb = cloud.client("dynamodb")
+    name = template.physical[logical_id]
+    dynamodb.create_table(TableName=name, KeySchema=props["KeySchema"],
+                          AttributeDefinitions=props["AttributeDefinitions"],
+                          BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+                          **({"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
+                             if "GlobalSecondaryIndexes" in props else {}))
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled") in (True, "true"):
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+            "AttributeName": ttl["AttributeName"], "Enabled": True})
+
+
+def _function(cloud: LocalCloud, template: Template, logical_id: str) -> str:
+    raw = _merge(template.body.get("Globals", {}).get("Function", {}),
+                 template.resources[logical_id]["Properties"])
+    resolve = template.resolve
+    name = template.physical[logical_id]
+    environment = {k: str(v) for k, v in resolve(raw.get("Environment", {}).get("Variables", {})).items()}
+    environment |= {"AWS_LAMBDA_FUNCTION_NAME": name, "AWS_REGION": REGION,
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(raw.get("MemorySize", 128))}
+    spec = FunctionSpec(
+        logical_id=logical_id, name=name, arn=template.arn(logical_id),
+        code_dir=template.root / resolve(raw["CodeUri"]), handler=resolve(raw["Handler"]),
+        environment=environment, timeout=int(resolve(raw.get("Timeout", 3))),
+        memory=int(resolve(raw.get("MemorySize", 128))))
+    role = _role(cloud, f"{name}-role")
+    cloud.client("lambda").create_function(
+        FunctionName=name, Runtime=resolve(raw.get("Runtime", "python3.12")), Role=role,
+        Handler=spec.handler, Code={"ZipFile": _placeholder_zip()}, Timeout=spec.timeout,
+        MemorySize=spec.memory, Environment={"Variables": environment})
+    cloud.router.add(spec)
+    for event_name, event in raw.get("Events", {}).items():
+        if event.get("Type") in {"EventBridgeRule", "CloudWatchEvent"}:
+            props = resolve(event["Properties"])
+            target = {"Id": props.get("Target", {}).get("Id", f"{logical_id}{event_name}"), "Arn": spec.arn}
+            for key in ("RetryPolicy", "DeadLetterConfig", "Input", "InputPath"):
+                if key in props:
+                    target[key] = props[key]
+            _rule(cloud, f"{name}-{event_name}"[:64], props["Pattern"], [target], props.get("State", "ENABLED"))
+    return name
+
+
+def _placeholder_zip() -> bytes:
+    """moto stores a package per function; the router runs the real code from CodeUri instead."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "code runs from the repository's functions/ folder")
+    return buffer.getvalue()
+
+
+def _state_machine(cloud: LocalCloud, template: Template, logical_id: str) -> str:
+    raw = template.resources[logical_id]["Properties"]
+    definition = (template.root / raw["DefinitionUri"]).read_text()
+    for key, value in template.resolve(raw.get("DefinitionSubstitutions", {})).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    role = template.resolve(raw["Role"]) if "Role" in raw else _role(
+        cloud, f"{template.physical[logical_id]}-role")
+    created = cloud.client("stepfunctions").create_state_machine(
+        name=template.physical[logical_id], definition=definition, roleArn=role,
+        type=raw.get("Type", "STANDARD"))
+    return created["stateMachineArn"]
+
+
+def _rule(cloud: LocalCloud, name: str, pattern: Any, targets: list[dict[str, Any]], state: str) -> None:
+    events = cloud.client("events")
+    events.put_rule(Name=name, EventPattern=json.dumps(pattern), State=state)
+    events.put_targets(Rule=name, Targets=targets)

@@ -1,0 +1,238 @@
+"""Route Lambda invokes to the real handlers in functions/, with the environment template.yaml gives.
+
+moto without Docker answers every invoke with a stub (moto.awslambda_simple). The router replaces that
+stub: the handler module is imported from its CodeUri, run with the function's environment, and its
+result or error is returned the way the Lambda service returns it (an unhandled error is a 200 with
+X-Amz-Function-Error and {errorType, errorMessage}), so Step Functions' Retry and Catch see the real
+error names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout: int = 30
+    memory: int = 512
+
+
+@dataclass
+class LambdaContext:
+    """The fields of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    _deadline: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class FunctionError(Exception):
+    """An invoke whose handler raised: what Lambda reports as an unhandled function error."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+@dataclass
+class Invocation:
+    function: str
+    started: float
+    seconds: float
+    error: str | None
+
+
+class FunctionRouter:
+    """Runs template functions in-process. One invoke at a time: os.environ is process-wide."""
+
+    def __init__(self, log_dir: Path, before_invoke: Callable[[FunctionSpec], None] | None = None) -> None:
+        self._specs: dict[str, FunctionSpec] = {}
+        self._modules: dict[str, ModuleType] = {}
+        self._lock = threading.RLock()
+        self._log_dir = log_dir
+        self._logs: dict[str, io.TextIOBase] = {}
+        self._before_invoke = before_invoke
+        self.invocations: list[Invocation] = []
+        self.current: FunctionSpec | None = None
+
+    def add(self, spec: FunctionSpec) -> None:
+        for key in (spec.name, spec.arn, spec.logical_id):
+            self._specs[key] = spec
+
+    def spec(self, name_or_arn: str) -> FunctionSpec:
+        key = name_or_arn.split(":function:")[-1].split(":")[0] if ":function:" in name_or_arn else name_or_arn
+        if key not in self._specs:
+            raise KeyError(f"no function {name_or_arn} in template.yaml")
+        return self._specs[key]
+
+    def invoke(self, name_or_arn: str, event: Any) -> Any:
+        """Invoke synchronously; raise FunctionError as Lambda reports a handler's exception."""
+        spec = self.spec(name_or_arn)
+        with self._lock, self._environment(spec), self._log_to(spec):
+            if self._before_invoke:
+                self._before_invoke(spec)
+            started = time.time()
+            self.current = spec
+            error = None
+            try:
+                handler = self._handler(spec)
+                context = LambdaContext(spec.name, spec.arn, spec.memory, spec.timeout)
+                return handler(json.loads(json.dumps(event)), context)
+            except Exception as exc:
+                error = type(exc).__name__
+                traceback.print_exc()
+                raise FunctionError(error, str(exc)) from exc
+            finally:
+                self.current = None
+                self.invocations.append(Invocation(spec.logical_id, started, time.time() - started, error))
+
+    def _handler(self, spec: FunctionSpec) -> Callable[..., Any]:
+        module_name, func_name = spec.handler.rsplit(".", 1)
+        if spec.logical_id not in self._modules:
+            path = spec.code_dir / f"{module_name.replace('.', '/')}.py"
+            unique = f"selfheal_fn_{spec.logical_id}"
+            module_spec = importlib.util.spec_from_file_location(unique, path)
+            if module_spec is None or module_spec.loader is None:
+                raise FileNotFoundError(path)
+            module = importlib.util.module_from_spec(module_spec)
+            # Handlers import modules beside them, as in the Lambda package.
+            sys.path.insert(0, str(spec.code_dir))
+            try:
+                module_spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(spec.code_dir))
+            self._modules[spec.logical_id] = module
+        return getattr(self._modules[spec.logical_id], func_name)
+
+    @contextlib.contextmanager
+    def _environment(self, spec: FunctionSpec) -> Iterator[None]:
+        saved = {key: os.environ.get(key) for key in spec.environment}
+        os.environ.update(spec.environment)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    @contextlib.contextmanager
+    def _log_to(self, spec: FunctionSpec) -> Iterator[None]:
+        """Function output goes to a log file per function, as CloudWatch Logs keeps it."""
+        if spec.logical_id not in self._logs:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            self._logs[spec.logical_id] = open(  # noqa: SIM115 - kept open for the cloud's life
+                self._log_dir / f"{spec.logical_id}.log", "a", encoding="utf-8", buffering=1
+            )
+        with thread_output(self._logs[spec.logical_id]):
+            yield
+
+    def close(self) -> None:
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+
+
+class _ThreadRoutedStream(io.TextIOBase):
+    """sys.stdout/stderr that writes where the current thread says: function logs stay out of the CLI."""
+
+    def __init__(self, default: Any, local: threading.local) -> None:
+        self._default = default
+        self._local = local
+
+    def _target(self) -> Any:
+        return getattr(self._local, "stream", None) or self._default
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+_thread_streams = threading.local()
+
+
+def route_thread_output() -> Callable[[], None]:
+    """Install the per-thread stdout/stderr routing; returns the undo."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout = _ThreadRoutedStream(saved[0], _thread_streams)  # type: ignore[assignment]
+    sys.stderr = _ThreadRoutedStream(saved[1], _thread_streams)  # type: ignore[assignment]
+
+    def undo() -> None:
+        sys.stdout, sys.stderr = saved
+
+    return undo
+
+
+@contextlib.contextmanager
+def thread_output(stream: Any) -> Iterator[None]:
+    previous = getattr(_thread_streams, "stream", None)
+    _thread_streams.stream = stream
+    try:
+        yield
+    finally:
+        _thread_streams.stream = previous
+
+
+def patch_moto_invoke(router: FunctionRouter) -> Callable[[], None]:
+    """Make moto's Lambda invoke call the router; returns the undo."""
+    original = LambdaSimpleBackend.invoke
+
+    def invoke(self: Any, function_name: str, qualifier: str | None, body: Any,
+               headers: Any, response_headers: dict[str, str]) -> bytes:
+        event = json.loads(body) if body else {}
+        try:
+            result = router.invoke(function_name, event)
+        except FunctionError as err:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": err.error_type, "errorMessage": err.message}).encode()
+        return json.dumps(result).encode()
+
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+
+    def undo() -> None:
+        LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]
+
+    return undo

@@ -1,0 +1,174 @@
+"""What moto's Step Functions engine lacks, supplied through its own seams.
+
+* `sagemaker:*` optimized integrations (request-response and `.sync`): the engine calls SageMaker with
+  parameter validation off and refuses `.sync`; here the request is sent to the (validated) SageMaker
+  API and `.sync` polls Describe* until the job ends, failing the task with `States.TaskFailed` and the
+  Describe output as its cause, as AWS does. API errors surface as `SageMaker.AmazonSageMakerException`.
+* A clock: Retry intervals and Wait states run `time_scale` times faster, so the local cloud can run the
+  same ASL (with production-sized backoffs) in seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import botocore.session
+from botocore.exceptions import ClientError
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+_TERMINAL_FAILED = {"Failed", "Stopped"}
+# (Describe operation, name parameter, status field) for each job a .sync task can wait on.
+_SYNC_JOBS = {
+    "create_processing_job": ("describe_processing_job", "ProcessingJobName", "ProcessingJobStatus"),
+    "create_training_job": ("describe_training_job", "TrainingJobName", "TrainingJobStatus"),
+    "create_transform_job": ("describe_transform_job", "TransformJobName", "TransformJobStatus"),
+}
+
+
+# The SageMaker APIs Step Functions' optimized integration offers.
+_OPTIMIZED_ACTIONS = {"CreateEndpoint", "CreateEndpointConfig", "CreateHyperParameterTuningJob",
+                      "CreateLabelingJob", "CreateModel", "CreateProcessingJob", "CreateTrainingJob",
+                      "CreateTransformJob", "UpdateEndpoint"}
+_sagemaker_model = botocore.session.get_session().get_service_model("sagemaker")
+
+
+def _json_native(value: Any) -> Any:
+    """Step Functions shows SageMaker timestamps as epoch milliseconds."""
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, dict):
+        return {k: _json_native(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [_json_native(v) for v in value]
+    return value
+
+
+class StateTaskServiceSageMaker(StateTaskServiceCallback):
+    def __init__(self, poll_seconds: float) -> None:
+        super().__init__(supported_integration_patterns={ResourceCondition.Sync})
+        self._poll_seconds = poll_seconds
+
+    def _get_supported_parameters(self) -> set[str] | None:
+        action = self.resource.api_action[:1].upper() + self.resource.api_action[1:]
+        if action not in _OPTIMIZED_ACTIONS:
+            return None
+        return set(_sagemaker_model.operation_model(action).input_shape.members)
+
+    def _client(self, resource_runtime_part: Any, state_credentials: Any) -> Any:
+        return boto_client_for(service="sagemaker", region=resource_runtime_part.region,
+                               state_credentials=state_credentials)
+
+    def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ClientError):
+            error = ex.response["Error"]
+            name = "SageMaker.AmazonSageMakerException"
+            cause = (f"{error.get('Message')} (Service: AmazonSageMaker; Status Code: "
+                     f"{ex.response['ResponseMetadata'].get('HTTPStatusCode')}; Error Code: {error.get('Code')})")
+            return FailureEvent(
+                env=env, error_name=CustomErrorName(name), event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    error=name, cause=cause, resource=self._get_sfn_resource(),
+                    resourceType=self._get_sfn_resource_type())))
+        return super()._from_error(env=env, ex=ex)
+
+    def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                           state_credentials: Any) -> None:
+        client = self._client(resource_runtime_part, state_credentials)
+        action = self._get_boto_service_action()
+        response = getattr(client, action)(**normalised_parameters)
+        env.stack.append(_json_native(response))
+
+    def _eval_integration_pattern(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                                  state_credentials: Any) -> None:
+        # moto's base loop needs a task-token endpoint even for .sync; SageMaker only offers .sync, so poll
+        # Describe* directly. The state's TimeoutSeconds still bounds this (the engine enforces it).
+        resolve = self._build_sync_resolver(env, resource_runtime_part, normalised_parameters, state_credentials)
+        while env.is_running():
+            result = resolve()
+            if result is not None:
+                env.stack.append(result)
+                return
+            time.sleep(self._poll_seconds)
+
+    def _build_sync_resolver(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                             state_credentials: Any) -> Callable[[], Any]:
+        action = self._get_boto_service_action()
+        if action not in _SYNC_JOBS:
+            raise RuntimeError(f"Unsupported .sync callback procedure in resource {self.resource.resource_arn}")
+        describe, name_param, status_field = _SYNC_JOBS[action]
+        env.stack.pop()  # the Create* response: .sync answers with the Describe* output instead
+        client = self._client(resource_runtime_part, state_credentials)
+        name = normalised_parameters[name_param]
+
+        def resolve() -> Any:
+            job = _json_native(getattr(client, describe)(**{name_param: name}))
+            status = job[status_field]
+            if status in _TERMINAL_FAILED:
+                raise FailureEventException(FailureEvent(
+                    env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                        error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=json.dumps(job),
+                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()))))
+            return job if status == "Completed" else None
+
+        return resolve
+
+
+def patch_engine(time_scale: float, poll_seconds: float) -> Callable[[], None]:
+    """Install the SageMaker integration and the clock in moto's engine; returns the undo."""
+    original_factory = state_task_factory.state_task_service_for
+    original_sleep = retrier_decl.time
+    original_wait = wait_function.WaitFunction._wait_interval
+
+    def service_for(service_name: str) -> Any:
+        if service_name == "sagemaker":
+            return StateTaskServiceSageMaker(poll_seconds)
+        return original_factory(service_name=service_name)
+
+    class _ScaledTime:
+        """Stands in for the time module inside the retrier: only sleep is scaled."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            time.sleep(seconds * time_scale)
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        if wait_seconds > 0:
+            env.program_state_event.wait(wait_seconds * time_scale)
+
+    state_task_factory.state_task_service_for = service_for
+    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+    wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+
+    def undo() -> None:
+        state_task_factory.state_task_service_for = original_factory
+        retrier_decl.time = original_sleep
+        wait_function.WaitFunction._wait_interval = original_wait  # type: ignore[method-assign]
+
+    return undo

@@ -1,0 +1,249 @@
+"""Read template.yaml the way CloudFormation would, for the local cloud.
+
+Only what the local cloud needs: parameters with their defaults, conditions, each resource's
+physical name, and intrinsic functions (Ref, Sub, GetAtt, If, Join, Select, Split, Equals, ...)
+resolved against those names. SAM resources keep their SAM shape; the local cloud reads them as such.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import decode
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+NO_VALUE = object()  # AWS::NoValue: the key is dropped
+
+_SUB_VAR = re.compile(r"\$\{([^}!]+)\}")
+
+
+class TemplateError(Exception):
+    """The template cannot be read or uses something the local cloud does not resolve."""
+
+
+@dataclass
+class Template:
+    path: Path
+    body: dict[str, Any]
+    stack_name: str = "selfheal-local"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    physical: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, stack_name: str, overrides: dict[str, str]) -> Template:
+        body, matches = decode(str(path))
+        if body is None:
+            raise TemplateError(f"{path}: {matches}")
+        template = cls(path=path, body=_plain(body), stack_name=stack_name)
+        template.parameters = template._parameter_values(overrides)
+        template.physical = {name: template._physical_name(name) for name in template.resources}
+        return template
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.body.get("Resources", {})
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {name: res for name, res in self.resources.items() if res.get("Type") == resource_type}
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        """A resource's properties with every intrinsic function resolved."""
+        return self.resolve(self.resources[logical_id].get("Properties", {}))
+
+    def function_properties(self, logical_id: str) -> dict[str, Any]:
+        """A SAM function's properties merged over Globals.Function, as SAM does."""
+        merged = _merge(self.body.get("Globals", {}).get("Function", {}), self.resources[logical_id]["Properties"])
+        return self.resolve(merged)
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def _parameter_values(self, overrides: dict[str, str]) -> dict[str, Any]:
+        values = {}
+        for name, spec in self.body.get("Parameters", {}).items():
+            if name in overrides:
+                values[name] = overrides[name]
+            elif "Default" in spec:
+                values[name] = spec["Default"]
+            else:
+                raise TemplateError(f"parameter {name} has no default and no value was given")
+        return values
+
+    def _physical_name(self, logical_id: str) -> str:
+        resource = self.resources[logical_id]
+        props = resource.get("Properties", {})
+        explicit = {
+            "AWS::S3::Bucket": "BucketName",
+            "AWS::DynamoDB::Table": "TableName",
+            "AWS::SNS::Topic": "TopicName",
+            "AWS::SQS::Queue": "QueueName",
+            "AWS::Serverless::Function": "FunctionName",
+            "AWS::Serverless::StateMachine": "Name",
+            "AWS::IAM::Role": "RoleName",
+            "AWS::Logs::LogGroup": "LogGroupName",
+            "AWS::Events::Rule": "Name",
+            "AWS::Scheduler::ScheduleGroup": "Name",
+        }.get(resource.get("Type", ""))
+        if explicit and explicit in props:
+            return str(self.resolve(props[explicit], names_ready=False))
+        name = f"{self.stack_name}-{logical_id}"
+        return name.lower() if resource.get("Type") == "AWS::S3::Bucket" else name
+
+    def arn(self, logical_id: str) -> str:
+        kind = self.resources[logical_id]["Type"]
+        name = self.physical[logical_id]
+        prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}:"
+        arns = {
+            "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
+            "AWS::DynamoDB::Table": prefix.format("dynamodb") + f"table/{name}",
+            "AWS::SNS::Topic": prefix.format("sns") + name,
+            "AWS::SQS::Queue": prefix.format("sqs") + name,
+            "AWS::Serverless::Function": prefix.format("lambda") + f"function:{name}",
+            "AWS::Lambda::Function": prefix.format("lambda") + f"function:{name}",
+            "AWS::Serverless::StateMachine": prefix.format("states") + f"stateMachine:{name}",
+            "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}",
+            "AWS::KMS::Key": prefix.format("kms") + f"key/{name}",
+            "AWS::Logs::LogGroup": prefix.format("logs") + f"log-group:{name}:*",
+            "AWS::Events::Rule": prefix.format("events") + f"rule/{name}",
+            "AWS::Serverless::LayerVersion": prefix.format("lambda") + f"layer:{name}:1",
+            "AWS::Scheduler::ScheduleGroup": prefix.format("scheduler") + f"schedule-group/{name}",
+            "AWS::CloudWatch::Alarm": prefix.format("cloudwatch") + f"alarm:{name}",
+        }
+        if kind not in arns:
+            raise TemplateError(f"no ARN rule for {logical_id} ({kind})")
+        return arns[kind]
+
+    def ref(self, name: str) -> Any:
+        pseudo = {
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Region": REGION,
+            "AWS::Partition": "aws",
+            "AWS::StackName": self.stack_name,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": NO_VALUE,
+            "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{self.stack_name}/local",
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.resources:
+            # Ref returns the ARN for these types, the name for most others.
+            if self.resources[name]["Type"] in {"AWS::SNS::Topic", "AWS::Serverless::StateMachine",
+                                                "AWS::Serverless::LayerVersion"}:
+                return self.arn(name)
+            if self.resources[name]["Type"] == "AWS::SQS::Queue":
+                return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{self.physical[name]}"
+            return self.physical[name]
+        raise TemplateError(f"Ref to unknown name {name}")
+
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        if logical_id not in self.resources:
+            raise TemplateError(f"GetAtt on unknown resource {logical_id}")
+        if attribute == "Arn":
+            return self.arn(logical_id)
+        if attribute in {"Name", "TopicName", "QueueName", "StreamName"}:
+            return self.physical[logical_id]
+        if attribute == "QueueUrl":
+            return self.ref(logical_id)
+        if attribute == "KeyId":
+            return self.physical[logical_id]
+        if attribute == "DomainName":
+            return f"{self.physical[logical_id]}.s3.amazonaws.com"
+        raise TemplateError(f"GetAtt {logical_id}.{attribute} is not resolved by the local cloud")
+
+    # -- intrinsic functions ----------------------------------------------------------------------
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.body.get("Conditions", {})[name]))
+
+    def resolve(self, node: Any, names_ready: bool = True) -> Any:
+        if isinstance(node, list):
+            items = [self.resolve(item, names_ready) for item in node]
+            return [item for item in items if item is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, value), = node.items()
+            handler = _INTRINSICS.get(key)
+            if handler is not None:
+                return handler(self, value)
+        out = {}
+        for key, value in node.items():
+            resolved = self.resolve(value, names_ready)
+            if resolved is not NO_VALUE:
+                out[key] = resolved
+        return out
+
+    def _sub(self, value: Any) -> str:
+        text, variables = (value, {}) if isinstance(value, str) else (value[0], self.resolve(value[1]))
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(variables[name])
+            if "." in name and not name.startswith("AWS::"):
+                logical_id, attribute = name.split(".", 1)
+                return str(self.get_att(logical_id, attribute))
+            return str(self.ref(name))
+
+        return _SUB_VAR.sub(replace, text).replace("${!", "${")
+
+
+def _fn_if(template: Template, value: list[Any]) -> Any:
+    name, when_true, when_false = value
+    return template.resolve(when_true if template.condition(name) else when_false)
+
+
+def _fn_get_att(template: Template, value: Any) -> Any:
+    logical_id, attribute = value.split(".", 1) if isinstance(value, str) else value
+    return template.get_att(logical_id, template.resolve(attribute))
+
+
+_INTRINSICS = {
+    "Ref": lambda t, v: t.ref(v),
+    "Fn::Sub": lambda t, v: t._sub(v),
+    "Fn::GetAtt": _fn_get_att,
+    "Fn::If": _fn_if,
+    "Fn::Join": lambda t, v: str(v[0]).join(str(x) for x in t.resolve(v[1])),
+    "Fn::Select": lambda t, v: t.resolve(v[1])[int(t.resolve(v[0]))],
+    "Fn::Split": lambda t, v: str(t.resolve(v[1])).split(v[0]),
+    "Fn::Equals": lambda t, v: t.resolve(v[0]) == t.resolve(v[1]),
+    "Fn::Not": lambda t, v: not t.resolve(v[0]),
+    "Fn::And": lambda t, v: all(t.resolve(x) for x in v),
+    "Fn::Or": lambda t, v: any(t.resolve(x) for x in v),
+    "Condition": lambda t, v: t.condition(v),
+    "Fn::ToJsonString": lambda t, v: json.dumps(t.resolve(v)),
+}
+
+
+def _plain(node: Any) -> Any:
+    """cfn-lint's decoder returns its own str/dict subclasses; the resolver wants plain ones."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """SAM's Globals merge: maps merge key by key, lists add up, everything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        elif isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = merged[key] + value
+        else:
+            merged[key] = value
+    return merged
