@@ -24,6 +24,8 @@ import boto3
 import yaml
 from moto import mock_aws
 
+from ..code import code_version, publish_code
+from .deploy import deploy_template
 from .eventbridge import patch_moto_events
 from .faults import Faults
 from .lambdas import FunctionError, FunctionRouter, FunctionSpec, patch_moto_invoke, route_thread_output
@@ -52,7 +54,7 @@ class LocalCloud:
         self.time_scale = time_scale
         self.faults = Faults()
         self.template = Template.load(root / "template.yaml", stack_name,
-                                      LOCAL_PARAMETERS | {"CodeVersion": "local"} | (parameters or {}))
+                                      LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
         self.router = FunctionRouter(self.work_dir / "logs")
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
         self.deliveries: list[dict[str, Any]] = []  # async invokes that ended in a DLQ, with why
@@ -86,9 +88,9 @@ class LocalCloud:
             patch_moto_events(self._deliver),
             patch_engine(self.time_scale, poll_seconds=0.05),
         ]
-        from .deploy import deploy_template
-
         self.resources = deploy_template(self)
+        # The deploy command publishes ml/ under its content hash; locally CodeVersion names it.
+        publish_code(self.client("s3"), self.bucket, self.template.parameters["CodeVersion"])
 
     def stop(self) -> None:
         self._async.shutdown(wait=False, cancel_futures=True)
@@ -115,12 +117,19 @@ class LocalCloud:
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)
 
+    def resource(self, service: str) -> Any:
+        return boto3.resource(service, region_name=REGION)
+
     def physical(self, logical_id: str) -> str:
         return self.template.physical[logical_id]
 
     @property
     def bucket(self) -> str:
         return self.resources.bucket
+
+    @property
+    def ledger_table(self) -> str:
+        return self.resources.table
 
     # -- what users do -------------------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .lambdas import FunctionSpec
-from .template import REGION, Template, _merge
+from .template import REGION, Template
 
 if TYPE_CHECKING:
     from .cloud import LocalCloud
 
+DATA_BUCKET, LEDGER_TABLE = "DataBucket", "LedgerTable"  # logical ids the local cloud's users ask for
 _LAMBDA_TRUST = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
                  '{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
 
@@ -21,6 +22,7 @@ _LAMBDA_TRUST = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Princi
 @dataclass
 class Resources:
     bucket: str = ""
+    table: str = ""
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     functions: dict[str, str] = field(default_factory=dict)  # logical id -> physical name
 
@@ -34,8 +36,6 @@ def deploy_template(cloud: LocalCloud) -> Resources:
             template.resources[logical_id]["Properties"].get("AssumeRolePolicyDocument")))
     for logical_id in _live(template, "AWS::S3::Bucket"):
         _bucket(cloud, template, logical_id)
-        if "incoming/" in str(template.resources[logical_id]) or not resources.bucket:
-            resources.bucket = template.physical[logical_id]
     for logical_id in _live(template, "AWS::DynamoDB::Table"):
         _table(cloud, template, logical_id)
     for logical_id in _live(template, "AWS::SNS::Topic"):
@@ -50,6 +50,8 @@ def deploy_template(cloud: LocalCloud) -> Resources:
         props = template.properties(logical_id)
         _rule(cloud, template.physical[logical_id], props.get("EventPattern"), props.get("Targets", []),
               props.get("State", "ENABLED"))
+    resources.bucket = template.physical[DATA_BUCKET]
+    resources.table = template.physical[LEDGER_TABLE]
     return resources
 
 
@@ -107,8 +109,7 @@ def _table(cloud: LocalCloud, template: Template, logical_id: str) -> None:
 
 
 def _function(cloud: LocalCloud, template: Template, logical_id: str) -> str:
-    raw = _merge(template.body.get("Globals", {}).get("Function", {}),
-                 template.resources[logical_id]["Properties"])
+    raw = template.function_properties(logical_id)
     resolve = template.resolve
     name = template.physical[logical_id]
     environment = {k: str(v) for k, v in resolve(raw.get("Environment", {}).get("Variables", {})).items()}

@@ -60,9 +60,8 @@ class Template:
         return self.resolve(self.resources[logical_id].get("Properties", {}))
 
     def function_properties(self, logical_id: str) -> dict[str, Any]:
-        """A SAM function's properties merged over Globals.Function, as SAM does."""
-        merged = _merge(self.body.get("Globals", {}).get("Function", {}), self.resources[logical_id]["Properties"])
-        return self.resolve(merged)
+        """A SAM function's properties merged over Globals.Function, as SAM does (not yet resolved)."""
+        return _merge(self.body.get("Globals", {}).get("Function", {}), self.resources[logical_id]["Properties"])
 
     # -- names ---------------------------------------------------------------------------------
 

@@ -1,0 +1,46 @@
+# selfheal: the targets a newcomer can guess. `make demo` and `make test` install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+SAM_CLI_VERSION := 1.170.0
+OUT ?= out
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: setup demo test lint deploy clean
+
+## setup: .venv with the project, the local cloud and the test tools; .venv-sam with the SAM CLI
+setup: $(VENV)/.installed $(SAM_VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The SAM CLI pins exact versions of boto3, click and more: it gets an environment of its own.
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+## demo: the whole self-healing loop on generated data, on the local cloud
+demo: setup
+	$(VENV)/bin/selfheal demo --out $(OUT)/demo
+
+## test: every test (unit, state machine paths, template, end to end on the local cloud)
+test: setup
+	$(VENV)/bin/pytest
+
+## lint: ruff and cfn-lint
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/cfn-lint template.yaml
+
+## deploy: build and deploy to AWS (ENV=dev|prod), publishing ml/ under its content hash
+deploy: setup
+	$(VENV)/bin/selfheal deploy --env $(or $(ENV),dev)
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam $(OUT)

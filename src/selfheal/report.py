@@ -1,0 +1,105 @@
+"""report.json: what a scenario or the demo did, read back from the ledger and the executions.
+
+The shape is a contract (DESIGN.md): fields may be added, never renamed or dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from .localcloud import LocalCloud
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the report holds plain JSON numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def ledger_items(cloud: LocalCloud, model: str, prefix: str) -> list[dict[str, Any]]:
+    table = cloud.resource("dynamodb").Table(cloud.ledger_table)
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"MODEL#{model}") & Key("sk").begins_with(prefix)}
+    while True:
+        page = table.query(**kwargs)
+        items += [plain(item) for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def executions(cloud: LocalCloud) -> list[dict[str, Any]]:
+    """Every execution of every state machine, oldest first, with the states it entered in order."""
+    sfn = cloud.client("stepfunctions")
+    found = []
+    for logical_id, arn in cloud.resources.state_machines.items():
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+            for item in page["executions"]:
+                described = sfn.describe_execution(executionArn=item["executionArn"])
+                found.append({
+                    "state_machine": logical_id,
+                    "name": item["name"],
+                    "arn": item["executionArn"],
+                    "status": described["status"],
+                    "input": json.loads(described.get("input") or "{}"),
+                    "output": json.loads(described["output"]) if described.get("output") else None,
+                    "error": described.get("error"),
+                    "cause": described.get("cause"),
+                    "started": described["startDate"].timestamp(),
+                    "stopped": described["stopDate"].timestamp() if described.get("stopDate") else None,
+                    "states": entered_states(sfn, item["executionArn"]),
+                })
+    return sorted(found, key=lambda e: e["started"])
+
+
+def entered_states(sfn: Any, execution_arn: str) -> list[str]:
+    names = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        for event in page["events"]:
+            if event["type"].endswith("StateEntered"):
+                names.append(event["stateEnteredEventDetails"]["name"])
+    return names
+
+
+def build_report(cloud: LocalCloud, models: Iterable[str]) -> dict[str, Any]:
+    models = list(models)
+    runs_by_id = {item["run_id"]: item for model in models for item in ledger_items(cloud, model, "RUN#")}
+    runs = []
+    for execution in executions(cloud):
+        if execution["state_machine"] != "TrainingPipeline":
+            continue
+        ledger = runs_by_id.get(execution["name"], {})
+        status = execution["status"]
+        gate = ledger.get("gate") or {}
+        runs.append({
+            "run_id": execution["name"],
+            "model": ledger.get("model") or execution["input"].get("model"),
+            "trigger": ledger.get("trigger") or execution["input"].get("trigger"),
+            "status": status,
+            "decision": ledger.get("decision") or ("failed" if status != "SUCCEEDED" else "registered"),
+            "metrics": ledger.get("metrics") or {},
+            "champion_metrics": ledger.get("champion_metrics"),
+            "gate": {"passed": bool(gate.get("passed", False)), "reasons": list(gate.get("reasons", []))},
+            "model_package_arn": ledger.get("model_package_arn"),
+            "states": execution["states"],
+            "error": execution["error"],
+            "cause": execution["cause"],
+            "datasets": ledger.get("datasets", []),
+            "seconds": round((execution["stopped"] or execution["started"]) - execution["started"], 1),
+        })
+    quarantined = [
+        {"model": model, "key": item["key"], "reason": item["reason"],
+         "quarantine_key": item.get("quarantine_key")}
+        for model in models for item in ledger_items(cloud, model, "QUARANTINE#")
+    ]
+    return {"runs": runs, "quarantined": quarantined, "endpoints": {}, "monitoring": [], "traffic": []}

@@ -1,0 +1,130 @@
+"""Scenario files for `selfheal local run`: models with their configuration, and steps run in order.
+
+```yaml
+models:
+  churn: {config: {target: churned, problem: binary, metric: {name: auc, threshold: 0.75}}}
+steps:
+  - upload: {model: churn, file: data/first.csv}
+  - traffic: {model: churn, file: data/requests.csv}
+  - monitor: {model: churn}
+faults:                      # optional: failures the local cloud injects, as AWS reports them
+  - {target: "job:training", kind: capacity, times: 1}
+```
+Paths are relative to the scenario file. A scenario that does not fit is refused with a message that
+names the place, before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STEP_FIELDS = {
+    "upload": {"model", "file"},
+    "traffic": {"model", "file"},
+    "monitor": {"model"},
+    "approve": {"model"},
+}
+
+
+class ScenarioError(ValueError):
+    """The scenario file cannot be run as written; the message says where and why."""
+
+
+@dataclass
+class Step:
+    kind: str
+    model: str
+    file: Path | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.model}" + (f" {self.file.name}" if self.file else "")
+
+
+@dataclass
+class Scenario:
+    path: Path
+    models: dict[str, dict[str, Any]]
+    steps: list[Step]
+    faults: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_scenario(path: Path) -> Scenario:
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such scenario file")
+    data = _read_document(path, "scenario")
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: a scenario is a mapping with 'models' and 'steps'")
+    unknown = set(data) - {"models", "steps", "faults"}
+    if unknown:
+        raise ScenarioError(f"{path}: unknown top-level field(s): {', '.join(sorted(unknown))}")
+    models = _models(path, data.get("models"))
+    steps = [_step(path, index, raw, models) for index, raw in enumerate(_list(path, data, "steps"), start=1)]
+    faults = data.get("faults") or []
+    if not isinstance(faults, list) or not all(isinstance(f, dict) and {"target", "kind"} <= set(f) for f in faults):
+        raise ScenarioError(f"{path}: faults: a list of {{target, kind, times?}} mappings")
+    return Scenario(path, models, steps, faults)
+
+
+def _read_document(path: Path, what: str) -> Any:
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise ScenarioError(f"{path}: not valid {kind} ({what}): {exc}") from exc
+
+
+def _list(path: Path, data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list) or not value:
+        raise ScenarioError(f"{path}: '{key}' must be a non-empty list")
+    return value
+
+
+def _models(path: Path, raw: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict) or not raw:
+        raise ScenarioError(f"{path}: 'models' must map each model name to {{config: ...}}")
+    models = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict) or "config" not in spec:
+            raise ScenarioError(f"{path}: models.{name}: needs 'config' (a mapping, or a path to a YAML/JSON file)")
+        config = spec["config"]
+        if isinstance(config, str):
+            config_path = path.parent / config
+            if not config_path.is_file():
+                raise ScenarioError(f"{path}: models.{name}.config: no such file {config_path}")
+            config = _read_document(config_path, f"configuration of {name}")
+        if not isinstance(config, dict):
+            raise ScenarioError(f"{path}: models.{name}.config must be a mapping")
+        models[str(name)] = config
+    return models
+
+
+def _step(path: Path, index: int, raw: Any, models: dict[str, Any]) -> Step:
+    where = f"{path}: steps[{index}]"
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise ScenarioError(f"{where}: a step is one of {sorted(STEP_FIELDS)} with its fields, e.g. "
+                            "{upload: {model: churn, file: data.csv}}")
+    (kind, fields), = raw.items()
+    if kind not in STEP_FIELDS:
+        raise ScenarioError(f"{where}: unknown step kind '{kind}' (known: {', '.join(sorted(STEP_FIELDS))})")
+    if not isinstance(fields, dict):
+        raise ScenarioError(f"{where}: {kind} takes a mapping of {sorted(STEP_FIELDS[kind])}")
+    missing, extra = STEP_FIELDS[kind] - set(fields), set(fields) - STEP_FIELDS[kind]
+    if missing or extra:
+        raise ScenarioError(f"{where}: {kind} " + "; ".join(
+            part for part in (missing and f"missing {sorted(missing)}", extra and f"unknown {sorted(extra)}") if part))
+    model = str(fields["model"])
+    if model not in models:
+        raise ScenarioError(f"{where}: model '{model}' is not in 'models'")
+    file = None
+    if "file" in fields:
+        file = (path.parent / str(fields["file"])).resolve()
+        if not file.is_file():
+            raise ScenarioError(f"{where}: no such file {file}")
+    return Step(kind, model, file)
