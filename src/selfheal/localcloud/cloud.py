@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from ..code import code_version, publish_code
 from .deploy import deploy_template
 from .eventbridge import patch_moto_events
 from .faults import Faults
+from .hosting import HostingService, patch_moto_hosting
 from .lambdas import FunctionError, FunctionRouter, FunctionSpec, patch_moto_invoke, route_thread_output
+from .registry import patch_moto_registry
 from .sagemaker_jobs import JobService, patch_moto_sagemaker
 from .sfn_integrations import patch_engine
 from .template import ACCOUNT_ID, REGION, Template
@@ -57,6 +60,7 @@ class LocalCloud:
                                       LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
         self.router = FunctionRouter(self.work_dir / "logs")
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
+        self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, time_scale)
         self.deliveries: list[dict[str, Any]] = []  # async invokes that ended in a DLQ, with why
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
         self._pending: set[Future[None]] = set()
@@ -85,6 +89,8 @@ class LocalCloud:
             route_thread_output(),
             patch_moto_invoke(self.router),
             patch_moto_sagemaker(self.jobs),
+            patch_moto_hosting(self.hosting),
+            patch_moto_registry(REGION),
             patch_moto_events(self._deliver),
             patch_engine(self.time_scale, poll_seconds=0.05),
         ]
@@ -94,6 +100,7 @@ class LocalCloud:
 
     def stop(self) -> None:
         self._async.shutdown(wait=False, cancel_futures=True)
+        self.hosting.flush_capture()
         self.jobs.shutdown()
         self.router.close()
         for undo in reversed(self._undo):
@@ -159,6 +166,10 @@ class LocalCloud:
             self._pending.discard(future)
 
     def _invoke_async(self, target: dict[str, Any], event: dict[str, Any]) -> None:
+        if ":states:" in target["Arn"]:
+            self.client("stepfunctions").start_execution(stateMachineArn=target["Arn"], name=str(uuid.uuid4()),
+                                                         input=json.dumps(event))
+            return
         error: FunctionError | None = None
         for _ in range(1 + _LAMBDA_ASYNC_RETRIES):
             try:
@@ -190,7 +201,8 @@ class LocalCloud:
         for machine in sfn.list_state_machines()["stateMachines"]:
             running += len(sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
                                                statusFilter="RUNNING")["executions"])
-        return {"deliveries": pending, "executions": running, "jobs": self.jobs.running}
+        return {"deliveries": pending, "executions": running, "jobs": self.jobs.running,
+                "endpoints": self.hosting.busy}
 
     def wait_idle(self, timeout: float = 600, poll: float = 0.1) -> None:
         """Return when nothing the cloud started is running (seen twice in a row); raise at the bound."""
@@ -201,6 +213,17 @@ class LocalCloud:
                 raise IdleTimeout(f"still busy after {timeout:.0f}s: {self.busy()}")
             quiet = quiet + 1 if not any(self.busy().values()) else 0
             time.sleep(poll)
+        self.hosting.flush_capture()
+
+    def fire_schedule(self, name: str, group: str = "default") -> str:
+        """Do what EventBridge Scheduler does when a schedule comes due: start its target with its input."""
+        schedule = self.client("scheduler").get_schedule(Name=name, GroupName=group)
+        target = schedule["Target"]
+        if ":states:" not in target["Arn"]:
+            raise ValueError(f"schedule {name}: only Step Functions targets are run locally")
+        return self.client("stepfunctions").start_execution(
+            stateMachineArn=target["Arn"], name=f"{name[:40]}-{uuid.uuid4().hex[:12]}",
+            input=target.get("Input", "{}"))["executionArn"]
 
     def functions(self) -> list[FunctionSpec]:
         return list({spec.logical_id: spec for spec in self.router._specs.values()}.values())

@@ -1,8 +1,8 @@
-"""EventBridge → Lambda delivery, which moto's events backend does not do.
+"""EventBridge → Lambda and → Step Functions delivery, which moto's events backend does not do.
 
-Rules keep moto's own pattern matching (the template's EventPattern, as created); only Lambda targets are
-taken over and handed to `deliver`, which invokes asynchronously as EventBridge does. Every other target
-type stays with moto.
+Rules keep moto's own pattern matching (the template's EventPattern, as created); only Lambda and state
+machine targets are taken over and handed to `deliver`, which invokes asynchronously as EventBridge does.
+Every other target type stays with moto. `emit` puts an event on the default bus, as an AWS service does.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from moto.events.models import Rule
 from moto.events.utils import _BASE_EVENT_MESSAGE, EventTemplateParser
 from moto.utilities.arns import parse_arn
 
+_TAKEN_OVER = {"lambda", "states"}  # target services moto's events backend does not call
 Deliver = Callable[[dict[str, Any], dict[str, Any]], None]  # (target, event)
 _lock = threading.Lock()
 
@@ -49,7 +50,7 @@ def patch_moto_events(deliver: Deliver) -> Callable[[], None]:
         if getattr(self, "state", "ENABLED") != "ENABLED" or not self.event_pattern.matches_event(original_event):
             return
         event = normalise(original_event)
-        lambdas = [t for t in self.targets if parse_arn(t["Arn"]).service == "lambda"]
+        lambdas = [t for t in self.targets if parse_arn(t["Arn"]).service in _TAKEN_OVER]
         for target in lambdas:
             deliver(target, target_input(target, event))
         others = [t for t in self.targets if t not in lambdas]
@@ -67,3 +68,11 @@ def patch_moto_events(deliver: Deliver) -> Callable[[], None]:
         Rule.send_to_targets = original  # type: ignore[method-assign]
 
     return undo
+
+
+def emit(source: str, detail_type: str, detail: dict[str, Any], resources: list[str] | None = None) -> None:
+    """An AWS service's event on the default bus (e.g. SageMaker's Model Package State Change)."""
+    import boto3
+
+    boto3.client("events").put_events(Entries=[{"Source": source, "DetailType": detail_type,
+                                                "Detail": json.dumps(detail), "Resources": resources or []}])
