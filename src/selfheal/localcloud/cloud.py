@@ -61,7 +61,8 @@ class LocalCloud:
         self.router = FunctionRouter(self.work_dir / "logs")
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
         self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, time_scale)
-        self.deliveries: list[dict[str, Any]] = []  # async invokes that ended in a DLQ, with why
+        self.delivered: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (target, event), in order
+        self.dead_letters: list[dict[str, Any]] = []  # async invokes that failed every attempt, with why
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
         self._pending: set[Future[None]] = set()
         self._pending_lock = threading.Lock()
@@ -156,10 +157,15 @@ class LocalCloud:
     # -- async delivery (EventBridge, S3, Scheduler → Lambda) -------------------------------------------
 
     def _deliver(self, target: dict[str, Any], event: dict[str, Any]) -> None:
+        self.delivered.append((target, event))
         future = self._async.submit(self._invoke_async, target, event)
         with self._pending_lock:
             self._pending.add(future)
         future.add_done_callback(self._forget)
+
+    def redeliver(self, index: int = -1) -> None:
+        """Deliver an event again, as EventBridge's at-least-once delivery sometimes does."""
+        self._deliver(*self.delivered[index])
 
     def _forget(self, future: Future[None]) -> None:
         with self._pending_lock:
@@ -182,7 +188,7 @@ class LocalCloud:
     def _dead_letter(self, target: dict[str, Any], event: dict[str, Any], error: FunctionError | None) -> None:
         """Keep an event that failed every attempt in the target's dead-letter queue, as configured."""
         reason = f"{error.error_type}: {error.message}" if error else "unknown"
-        self.deliveries.append({"target": target["Arn"], "event": event, "error": reason})
+        self.dead_letters.append({"target": target["Arn"], "event": event, "error": reason})
         queue_arn = target.get("DeadLetterConfig", {}).get("Arn")
         if queue_arn:
             queue = queue_arn.rsplit(":", 1)[-1]

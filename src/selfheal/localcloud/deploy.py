@@ -120,7 +120,7 @@ def _function(cloud: LocalCloud, template: Template, logical_id: str) -> str:
         code_dir=template.root / resolve(raw["CodeUri"]), handler=resolve(raw["Handler"]),
         environment=environment, timeout=int(resolve(raw.get("Timeout", 3))),
         memory=int(resolve(raw.get("MemorySize", 128))))
-    role = _role(cloud, f"{name}-role")
+    role = resolve(raw["Role"]) if "Role" in raw else _role(cloud, f"{name}-role")
     cloud.client("lambda").create_function(
         FunctionName=name, Runtime=resolve(raw.get("Runtime", "python3.12")), Role=role,
         Handler=spec.handler, Code={"ZipFile": _placeholder_zip()}, Timeout=spec.timeout,
