@@ -15,27 +15,23 @@
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
-import io
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
-import tarfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .code import CodeError, code_keys, code_version, publish_code
+
 ROOT = Path(__file__).resolve().parents[2]
 XGBOOST_VERSION = "3.0-5"
 SKLEARN_VERSION = "1.9-0"
-CODE_PREFIX = "code"
-SOURCEDIR = "sourcedir.tar.gz"
 
 # Runs in the sagemaker SDK's environment when the SDK is not importable here. It only reads the
 # SDK's bundled image tables: no AWS call.
@@ -86,35 +82,6 @@ def parse_overrides(value: str | list[str]) -> dict[str, str]:
             raise DeployError(f"parameter override {item!r} is not Key=Value")
         overrides[key] = val
     return overrides
-
-
-def code_files(ml_dir: Path) -> list[Path]:
-    files = sorted(p for p in ml_dir.glob("*.py") if p.is_file())
-    if not files:
-        raise DeployError(f"no job scripts (*.py) in {ml_dir}")
-    return files
-
-
-def code_version(ml_dir: Path) -> str:
-    """Content hash of ml/*.py: names and bytes, in name order, so it is the same on any machine."""
-    digest = hashlib.sha256()
-    for path in code_files(ml_dir):
-        content = path.read_bytes()
-        digest.update(f"{path.name}\0{len(content)}\0".encode())
-        digest.update(content)
-    return digest.hexdigest()[:16]
-
-
-def sourcedir_tarball(ml_dir: Path) -> bytes:
-    """sourcedir.tar.gz for script mode: the scripts at the archive root, byte-for-byte reproducible."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in code_files(ml_dir):
-            content = path.read_bytes()
-            info = tarfile.TarInfo(path.name)
-            info.size, info.mode, info.mtime = len(content), 0o644, 0
-            tar.addfile(info, io.BytesIO(content))
-    return gzip.compress(raw.getvalue(), mtime=0)
 
 
 def resolve_image_uris(region: str, sagemaker_python: str | None = None) -> dict[str, str]:
@@ -176,11 +143,6 @@ def sam_commands(sam: str, environment: Environment, parameters: dict[str, str])
     ]
 
 
-def code_keys(version: str, ml_dir: Path) -> list[str]:
-    prefix = f"{CODE_PREFIX}/{version}"
-    return [f"{prefix}/{p.name}" for p in code_files(ml_dir)] + [f"{prefix}/{SOURCEDIR}"]
-
-
 def stack_outputs(stack_name: str, region: str) -> dict[str, str] | None:
     """The stack's outputs, or None when it does not exist yet."""
     import boto3
@@ -196,18 +158,6 @@ def stack_outputs(stack_name: str, region: str) -> dict[str, str] | None:
     if stack["StackStatus"].endswith("_IN_PROGRESS"):
         raise DeployError(f"stack {stack_name} is {stack['StackStatus']}: wait for it to settle")
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-
-def publish_code(bucket: str, version: str, ml_dir: Path, region: str) -> list[str]:
-    """Upload ml/*.py and sourcedir.tar.gz under code/<version>/; returns the S3 URIs written."""
-    import boto3
-
-    s3 = boto3.client("s3", region_name=region)
-    bodies = {f"{CODE_PREFIX}/{version}/{p.name}": p.read_bytes() for p in code_files(ml_dir)}
-    bodies[f"{CODE_PREFIX}/{version}/{SOURCEDIR}"] = sourcedir_tarball(ml_dir)
-    for key, body in bodies.items():
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-    return [f"s3://{bucket}/{key}" for key in bodies]
 
 
 def _build_path() -> str:
@@ -245,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         version = code_version(ml_dir)
         try:
             images = resolve_image_uris(environment.region, args.sagemaker_python)
-        except DeployError as error:
+        except (DeployError, CodeError) as error:
             if not args.dry_run:
                 raise
             print(f"note: {error}", file=sys.stderr)
@@ -269,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if outputs is None:
             outputs = stack_outputs(environment.stack_name, environment.region) or {}
             _publish(outputs, version, ml_dir, environment)
-    except DeployError as error:
+    except (DeployError, CodeError) as error:
         print(f"selfheal deploy: {error}", file=sys.stderr)
         return 1
     print(f"deployed {environment.stack_name} with code version {version}")
@@ -280,7 +230,9 @@ def _publish(outputs: dict[str, Any], version: str, ml_dir: Path, environment: E
     bucket = outputs.get("DataBucketName")
     if not bucket:
         raise DeployError(f"stack {environment.stack_name} has no DataBucketName output")
-    for uri in publish_code(bucket, version, ml_dir, environment.region):
+    import boto3
+
+    for uri in publish_code(boto3.client("s3", region_name=environment.region), bucket, version, ml_dir):
         print(f"published {uri}")
 
 

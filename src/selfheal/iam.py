@@ -88,7 +88,7 @@ def matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     return _wildcard(pattern, ignore_case).fullmatch(value) is not None
 
 
-_BOOL_OPERATORS = {"Bool"}
+_BOOL_OPERATORS = {"Bool"}  # compared case-insensitively, like the strings "true" and "false"
 _STRING_OPERATORS: dict[str, tuple[bool, bool, bool]] = {
     # operator: (negated, wildcards, ignore case)
     "StringEquals": (False, False, False),
@@ -111,16 +111,15 @@ def _condition_holds(operator: str, key: str, expected: tuple[str, ...], context
     actual = present.get(key.lower())
     if base == "Null":
         return (actual is None) == (expected[0].lower() == "true")
+    if base not in _STRING_OPERATORS and base not in _BOOL_OPERATORS:
+        raise PolicyError(f"condition operator {operator} is not supported")
+    negated, wildcards, ignore_case = _STRING_OPERATORS.get(base, (False, False, True))
     if actual is None:
-        return if_exists
+        # A missing key fails a positive test and passes a negated one, as in IAM.
+        return if_exists or negated
     values = [
         str(v).lower() if isinstance(v, bool) else str(v) for v in (actual if isinstance(actual, list) else [actual])
     ]
-    if base in _BOOL_OPERATORS:
-        return any(v.lower() == e.lower() for v in values for e in expected)
-    if base not in _STRING_OPERATORS:
-        raise PolicyError(f"condition operator {operator} is not supported")
-    negated, wildcards, ignore_case = _STRING_OPERATORS[base]
     if wildcards:
         hit = any(matches(e, v, ignore_case=ignore_case) for v in values for e in expected)
     elif ignore_case:
@@ -163,12 +162,12 @@ class Statement:
     def covers_action(self, action: str) -> bool:
         if self.actions:
             return any(matches(p, action, ignore_case=True) for p in self.actions)
-        return not any(matches(p, action, ignore_case=True) for p in self.not_actions)
+        return bool(self.not_actions) and not any(matches(p, action, ignore_case=True) for p in self.not_actions)
 
     def covers_resource(self, resource: str) -> bool:
         if self.resources:
             return any(matches(p, resource) for p in self.resources)
-        return not any(matches(p, resource) for p in self.not_resources)
+        return bool(self.not_resources) and not any(matches(p, resource) for p in self.not_resources)
 
     def applies(self, action: str, resource: str, context: Mapping[str, Any]) -> bool:
         return (
@@ -222,7 +221,7 @@ class TemplatePolicies:
         role = self.role_of(logical_id)
         found: list[Statement] = []
         properties = self.resources[role].get("Properties", {})
-        for policy in properties.get("Policies", []):
+        for policy in self._resolve(properties.get("Policies", [])):
             found += self._document(policy["PolicyDocument"], f"{role}/{policy.get('PolicyName', '')}")
         for arn in properties.get("ManagedPolicyArns", []):
             found += self._managed_policy(arn, role)
@@ -334,6 +333,8 @@ class TemplatePolicies:
             handler = self._intrinsics.get(key)
             if handler is not None:
                 return handler(arg)
+            if key.startswith("Fn::"):
+                raise PolicyError(f"{key} is not supported offline")
         items = {k: self._resolve(v) for k, v in value.items()}
         return {k: v for k, v in items.items() if v is not _NO_VALUE}
 

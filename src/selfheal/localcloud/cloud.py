@@ -97,7 +97,7 @@ class LocalCloud:
         ]
         self.resources = deploy_template(self)
         # The deploy command publishes ml/ under its content hash; locally CodeVersion names it.
-        publish_code(self.client("s3"), self.bucket, self.template.parameters["CodeVersion"])
+        publish_code(self.client("s3"), self.bucket, self.template.parameters["CodeVersion"], self.root / "ml")
 
     def stop(self) -> None:
         self._async.shutdown(wait=False, cancel_futures=True)

@@ -233,7 +233,8 @@ class HostingService:
         alarms = [a["AlarmName"] for a in deployment.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
         endpoint.green, endpoint.green_config = green, new_config
         if routing["Type"] in {"CANARY", "LINEAR"}:
-            size = routing.get("CanarySize") or routing.get("LinearStepSize") or {"Type": "CAPACITY_PERCENT", "Value": 10}
+            size = (routing.get("CanarySize") or routing.get("LinearStepSize")
+                    or {"Type": "CAPACITY_PERCENT", "Value": 10})
             endpoint.green_share = size["Value"] / 100 if size["Type"] == "CAPACITY_PERCENT" else 0.5
             if not self._bake(endpoint, routing.get("WaitIntervalInSeconds", 0), alarms):
                 return
@@ -298,7 +299,8 @@ class HostingService:
         if "ModelPackageName" in container:
             package = boto3.client("sagemaker", region_name=self._region).describe_model_package(
                 ModelPackageName=container["ModelPackageName"])
-            return package["InferenceSpecification"]["Containers"][0] | {"Environment": container.get("Environment", {})}
+            served = package["InferenceSpecification"]["Containers"][0]
+            return served | {"Environment": served.get("Environment", {}) | container.get("Environment", {})}
         return container
 
     def _load_config(self, config_name: str, fault: str) -> dict[str, LoadedModel]:

@@ -338,7 +338,7 @@ class JobService:
         if upload:
             upload_dir(local, config["S3Uri"])
         else:
-            download(config["S3Uri"], "S3Prefix", local)
+            download(config["S3Uri"], "S3Prefix", local, required=False)  # a first run has no checkpoints
 
     def _upload_model(self, job: Job, root: Path) -> None:
         bucket, key = split_s3_uri(job.model_artifacts)
@@ -362,7 +362,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def download(uri: str, data_type: str, target: Path) -> None:
+def download(uri: str, data_type: str, target: Path, required: bool = True) -> None:
     """Lay out S3 data as SageMaker does for File mode: S3Prefix keeps paths below the prefix."""
     target.mkdir(parents=True, exist_ok=True)
     bucket, prefix = split_s3_uri(uri)
@@ -380,7 +380,7 @@ def download(uri: str, data_type: str, target: Path) -> None:
             relative = item["Key"][len(prefix):].lstrip("/") or Path(item["Key"]).name
             _fetch(bucket, item["Key"], target / relative)
             found = True
-    if not found:
+    if required and not found:
         raise ValueError(f"ClientError: No S3 objects found under S3 URL \"{uri}\"")
 
 

@@ -1,0 +1,99 @@
+"""Every SageMaker task in the ASL sends a request SageMaker accepts: filled from a sample pipeline
+input and validated against botocore's service model, with and without the optional VPC. (The local
+cloud's engine calls services with parameter validation off, and AWS would only tell at run time.)"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+SAGEMAKER_TASK = re.compile(r"^arn:aws:states:::sagemaker:(\w+?)(\.sync|\.waitForTaskToken)?$")
+JOB_NAME_FIELDS = ("ProcessingJobName", "TrainingJobName")
+MAX_RETRY_COUNT = 9  # above every MaxAttempts in the ASL, so names are checked at their longest
+
+
+def sagemaker_tasks(definition: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    tasks = []
+    for name, state in definition["States"].items():
+        match = SAGEMAKER_TASK.match(state.get("Resource", ""))
+        if state["Type"] == "Task" and match:
+            operation = match.group(1)[0].upper() + match.group(1)[1:]
+            tasks.append((name, operation, state["Parameters"]))
+    return tasks
+
+
+@pytest.fixture(scope="module")
+def sagemaker_model() -> Any:
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+@pytest.mark.parametrize("with_vpc", [False, True], ids=["no-vpc", "vpc"])
+def test_every_sagemaker_task_sends_a_valid_request(request, render, fill, sagemaker_model, with_vpc):
+    # Given the pipeline rendered as CloudFormation would, with or without the VPC parameters
+    view = request.getfixturevalue("vpc_policies" if with_vpc else "policies")
+    definition = render(view, "TrainingPipeline")
+    tasks = sagemaker_tasks(definition)
+    assert {name for name, _, _ in tasks} == {"Preprocess", "Train", "Evaluate"}
+
+    for name, operation, parameters in tasks:
+        # When the task's parameters are filled from the sample input
+        sent = fill(parameters)
+
+        # Then botocore's model of the operation accepts them
+        shape = sagemaker_model.operation_model(operation).input_shape
+        report = ParamValidator().validate(sent, shape)
+        assert not report.has_errors(), f"{name} ({operation}):\n{report.generate_report()}"
+        # and the job runs network-isolated, in the VPC exactly when one is configured
+        network = sent.get("NetworkConfig", sent)
+        assert network["EnableNetworkIsolation"] is True
+        assert ("VpcConfig" in network) is with_vpc, name
+        if with_vpc:
+            assert network["VpcConfig"] == {
+                "Subnets": ["subnet-0a1b2c3d", "subnet-4e5f6a7b"],
+                "SecurityGroupIds": ["sg-0123abcd"],
+            }
+
+
+def test_job_names_are_unique_per_retry_and_fit_sagemakers_limit(render, fill, policies):
+    # Given the longest job prefix the contract allows (40 characters)
+    definition = render(policies, "TrainingPipeline")
+    for name, _, parameters in sagemaker_tasks(definition):
+        field = next(f for f in JOB_NAME_FIELDS if f in parameters or f + ".$" in parameters)
+        # When the task runs first and after retries
+        names = [fill(parameters, retry_count=n)[field] for n in range(MAX_RETRY_COUNT + 1)]
+        # Then every attempt gets its own name, within 63 characters
+        assert len(set(names)) == len(names), name
+        assert all(len(n) <= 63 for n in names), max(names, key=len)
+
+
+def test_jobs_encrypt_volumes_and_outputs_with_the_projects_key(render, fill, policies):
+    # Given the rendered pipeline
+    key_arn = policies.physical("Key", "Arn")
+    for name, _, parameters in sagemaker_tasks(render(policies, "TrainingPipeline")):
+        # When its requests are filled
+        sent = fill(parameters)
+        # Then volumes and outputs use the project's key
+        resources = sent.get("ProcessingResources", {}).get("ClusterConfig") or sent["ResourceConfig"]
+        assert resources["VolumeKmsKeyId"] == key_arn, name
+        outputs = sent.get("ProcessingOutputConfig") or sent["OutputDataConfig"]
+        assert outputs["KmsKeyId"] == key_arn, name
+        # and the job is tagged with its model and run
+        tags = {t["Key"]: t["Value"] for t in sent["Tags"]}
+        assert tags == {"selfheal:model": "churn", "selfheal:run": "churn-upload-1a2b3c4d5e6f"}, name
+
+
+def test_train_reads_the_script_from_a_channel_because_the_container_has_no_network(render, fill, policies):
+    # Given the Train task
+    train = render(policies, "TrainingPipeline")["States"]["Train"]
+    # When it is filled
+    sent = fill(train["Parameters"])
+    # Then the code arrives as the `code` channel, the file script mode's
+    # sagemaker_submit_directory must name under network isolation
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in sent["InputDataConfig"]}
+    assert channels["code"].endswith("/sourcedir.tar.gz")
+    assert set(channels) == {"train", "validation", "transform", "code"}
+    assert sent["EnableNetworkIsolation"] is True
