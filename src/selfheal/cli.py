@@ -17,10 +17,26 @@ def main(argv: list[str] | None = None) -> int:
     run = local_commands.add_parser("run", help="run a scenario file and write DIR/report.json")
     run.add_argument("scenario", type=Path)
     run.add_argument("--out", type=Path, required=True, help="folder for report.json, logs and job sandboxes")
+    demo = commands.add_parser("demo", help="the whole self-healing loop on generated data")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for data, report.json and logs")
+    demo.add_argument("--rows", type=int, default=3000, help="rows in the first dataset")
+    demo.add_argument("--seed", type=int, default=42)
+    deploy = commands.add_parser("deploy", help="build and deploy to AWS (see `selfheal deploy --help`)",
+                                 add_help=False)
+    deploy.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
 
     if args.command == "local" and args.local_command == "run":
         return _local_run(args.scenario, args.out)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        run_demo(args.out, rows=args.rows, seed=args.seed)
+        return 0
+    if args.command == "deploy":
+        from .deploy import main as deploy_main
+
+        return deploy_main(args.rest)
     parser.error("unknown command")
     return 2
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 
 from .localcloud import LocalCloud
 
@@ -71,7 +72,12 @@ def entered_states(sfn: Any, execution_arn: str) -> list[str]:
     return names
 
 
-def build_report(cloud: LocalCloud, models: Iterable[str]) -> dict[str, Any]:
+def endpoint_name(model: str) -> str:
+    return f"selfheal-{model}"
+
+
+def build_report(cloud: LocalCloud, models: Iterable[str],
+                 traffic: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     models = list(models)
     runs_by_id = {item["run_id"]: item for model in models for item in ledger_items(cloud, model, "RUN#")}
     runs = []
@@ -102,4 +108,45 @@ def build_report(cloud: LocalCloud, models: Iterable[str]) -> dict[str, Any]:
          "quarantine_key": item.get("quarantine_key")}
         for model in models for item in ledger_items(cloud, model, "QUARANTINE#")
     ]
-    return {"runs": runs, "quarantined": quarantined, "endpoints": {}, "monitoring": [], "traffic": []}
+    return {"runs": runs, "quarantined": quarantined, "endpoints": endpoints(cloud, models),
+            "monitoring": monitoring(cloud, models), "traffic": traffic or []}
+
+
+def endpoints(cloud: LocalCloud, models: list[str]) -> dict[str, Any]:
+    found = {}
+    for model in models:
+        (item,) = ledger_items(cloud, model, "ENDPOINT") or [None]
+        if item is None:
+            continue
+        try:
+            status = cloud.client("sagemaker").describe_endpoint(EndpointName=item["endpoint_name"])["EndpointStatus"]
+        except ClientError:
+            status = "Deleted"
+        found[model] = {
+            "endpoint_name": item["endpoint_name"],
+            "status": status,
+            "model_package_arn": item.get("model_package_arn"),
+            "history": [{"model_package_arn": h.get("model_package_arn"), "outcome": h.get("outcome"),
+                         "run_id": h.get("run_id"), "reason": h.get("reason")} for h in item.get("history", [])],
+        }
+    return found
+
+
+def monitoring(cloud: LocalCloud, models: list[str]) -> list[dict[str, Any]]:
+    found = []
+    for model in models:
+        for item in ledger_items(cloud, model, "MONITOR#"):
+            found.append({
+                "model": model,
+                "execution": item.get("execution"),
+                "status": item.get("status"),
+                "violations": [{"feature_name": v.get("feature_name"),
+                                "constraint_check_type": v.get("constraint_check_type")}
+                               for v in item.get("violations", [])],
+                "action": item.get("action"),
+                "reason": item.get("reason"),
+                "run_id": item.get("run_id"),
+                "drift": item.get("drift", {}),
+                "rows": item.get("rows"),
+            })
+    return found

@@ -8,8 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from botocore.exceptions import ClientError
+
 from .localcloud import LocalCloud
-from .report import build_report, executions
+from .report import build_report, endpoint_name, executions
 from .scenario import Scenario, Step
 
 Print = Callable[[str], None]
@@ -25,27 +28,53 @@ def run_scenario(scenario: Scenario, out_dir: Path, echo: Print = print,
         for model, config in scenario.models.items():
             cloud.put_model_config(model, config)
         seen: set[str] = set()
+        traffic: list[dict[str, Any]] = []
         for index, step in enumerate(scenario.steps, start=1):
             echo(f"step {index}/{len(scenario.steps)}: {step.describe()}")
             started = time.monotonic()
-            run_step(cloud, step)
+            run_step(cloud, step, scenario, traffic)
             cloud.wait_idle(timeout=STEP_TIMEOUT_SECONDS)
             for execution in executions(cloud):
                 if execution["arn"] not in seen:
                     seen.add(execution["arn"])
                     echo("  " + describe_execution(execution))
             echo(f"  done in {time.monotonic() - started:.1f}s")
-        report = build_report(cloud, scenario.models)
+        report = build_report(cloud, scenario.models, traffic)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     return report
 
 
-def run_step(cloud: LocalCloud, step: Step) -> None:
+def run_step(cloud: LocalCloud, step: Step, scenario: Scenario, traffic: list[dict[str, Any]]) -> None:
     if step.kind == "upload":
         assert step.file is not None
         cloud.upload(step.model, step.file)
-        return
-    raise NotImplementedError(f"step kind '{step.kind}' needs the endpoint and monitor (issue 3)")
+    elif step.kind == "traffic":
+        assert step.file is not None
+        traffic.append(send_traffic(cloud, step.model, step.file, scenario.models[step.model].get("target")))
+    elif step.kind == "monitor":
+        cloud.start_monitoring(step.model)
+    elif step.kind == "approve":
+        cloud.approve_latest(step.model)
+
+
+def send_traffic(cloud: LocalCloud, model: str, path: Path, target: str | None) -> dict[str, Any]:
+    """Send each row to the model's endpoint as a client would (one CSV row per request, no header)."""
+    frame = read_table(path)
+    if target in frame.columns:
+        frame = frame.drop(columns=[target])
+    runtime = cloud.client("sagemaker-runtime")
+    errors = 0
+    for line in frame.to_csv(header=False, index=False, lineterminator="\n").splitlines():
+        try:
+            runtime.invoke_endpoint(EndpointName=endpoint_name(model), ContentType="text/csv", Accept="text/csv",
+                                    Body=line.encode())
+        except ClientError:
+            errors += 1
+    return {"model": model, "rows": len(frame), "errors": errors}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
 def describe_execution(execution: dict[str, Any]) -> str:

@@ -150,6 +150,27 @@ class LocalCloud:
         self.client("s3").upload_file(str(path), self.bucket, key)
         return key
 
+    def start_monitoring(self, model: str) -> str:
+        """Start MonitorPipeline now for a model, as its schedule would (captured traffic flushed first)."""
+        self.hosting.flush_capture()
+        return self.client("stepfunctions").start_execution(
+            stateMachineArn=self.resources.state_machines["MonitorPipeline"],
+            name=f"monitor-{model[:40]}-{uuid.uuid4().hex[:12]}", input=json.dumps({"model": model}))["executionArn"]
+
+    def approve_latest(self, model: str) -> str:
+        """Approve the newest package of the model still pending, as a reviewer would in the Model Registry."""
+        sagemaker = self.client("sagemaker")
+        pending = sagemaker.list_model_packages(ModelPackageGroupName=f"selfheal-{model}",
+                                                ModelApprovalStatus="PendingManualApproval",
+                                                SortBy="CreationTime", SortOrder="Descending")
+        packages = pending["ModelPackageSummaryList"]
+        if not packages:
+            raise ValueError(f"no model package of {model} is pending approval")
+        arn = packages[0]["ModelPackageArn"]
+        sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
+                                       ApprovalDescription="approved by selfheal local run")
+        return arn
+
     def invoke(self, function: str, event: Any) -> Any:
         """Invoke a template function synchronously (the Docker-free `sam local invoke`)."""
         return self.router.invoke(function, event)
