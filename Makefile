@@ -3,14 +3,20 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+DEPLOY_VENV := .venv-deploy
 SAM_CLI_VERSION := 1.170.0
+CHECKOV_VERSION := 3.3.30
+SAGEMAKER_VERSION := 3.27.0
 OUT ?= out
 export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: setup demo test lint deploy clean
 
-## setup: .venv with the project, the local cloud and the test tools; .venv-sam with the SAM CLI
-setup: $(VENV)/.installed $(SAM_VENV)/.installed
+## setup: .venv with the project, the local cloud and the test tools; the SAM CLI, checkov and the
+## sagemaker SDK each in an environment of its own (each pins versions the others fight over)
+setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(DEPLOY_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +29,19 @@ $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+# The sagemaker SDK resolves container image URIs at deploy time only; it never goes into Lambda.
+$(DEPLOY_VENV)/.installed:
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --upgrade pip
+	$(DEPLOY_VENV)/bin/pip install --quiet sagemaker==$(SAGEMAKER_VERSION)
 	touch $@
 
 ## demo: the whole self-healing loop on generated data, on the local cloud
@@ -43,4 +62,4 @@ deploy: setup
 	$(VENV)/bin/selfheal deploy --env $(or $(ENV),dev)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam $(OUT)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(DEPLOY_VENV) .aws-sam $(OUT)

@@ -308,7 +308,7 @@ class JobService:
             raise ValueError("only script mode is supported locally: set the sagemaker_program and "
                              "sagemaker_submit_directory hyperparameters")
         code_dir = root / "code"
-        extract_sourcedir(str(submit), code_dir)
+        extract_sourcedir(str(submit), code_dir, root)
         user_hps = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
         args = [part for key, value in user_hps.items() for part in (f"--{key}", _hp_arg(value))]
         env = self._base_env(root) | request.get("Environment", {}) | {
@@ -397,11 +397,15 @@ def upload_dir(local: Path, uri: str) -> None:
             _s3().upload_file(str(path), bucket, key)
 
 
-def extract_sourcedir(uri: str, target: Path) -> None:
-    bucket, key = split_s3_uri(uri)
+def extract_sourcedir(location: str, target: Path, root: Path) -> None:
+    """Script mode's code: an S3 URI, or (with network isolation) a path inside the container's channels."""
     target.mkdir(parents=True, exist_ok=True)
-    archive = target.parent / "sourcedir.tar.gz"
-    _s3().download_file(bucket, key, str(archive))
+    if location.startswith(OPT_ML + "/"):
+        archive = _local(root, location)
+    else:
+        archive = target.parent / "sourcedir.tar.gz"
+        bucket, key = split_s3_uri(location)
+        _s3().download_file(bucket, key, str(archive))
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")
 
