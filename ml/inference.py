@@ -1,0 +1,264 @@
+"""Serving code for SageMaker's XGBoost framework container (model_fn, input_fn, predict_fn, output_fn).
+
+Requests   text/csv: no header, one row per line, values in the training feature order (target left out).
+           application/json: {"instances": [[...], ...]} (feature order), [{"feature": value, ...}, ...]
+           or a single {"feature": value, ...} object.
+Responses  application/json: {"predictions": [...]}; text/csv: one prediction per line.
+           binary → probability of the positive class (the transform's second label);
+           multiclass → {"label", "probabilities"} per row in JSON (probabilities in "labels" order), the label in CSV;
+           regression → the predicted value.
+Errors     a bad request raises a PayloadError subclass (a ValueError) with a message for the client and an
+           HTTP status_code (400, 406, 413 or 415); inside SageMaker's serving stack it is also the toolkit's
+           BaseInferenceToolkitError, so the client gets that status instead of a 500.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import xgboost as xgb
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # features.py ships beside this script in model.tar.gz
+    sys.path.insert(0, str(HERE))
+
+from features import NUMERIC, FeatureTransform, NonNumericError  # noqa: E402
+
+CSV = "text/csv"
+JSON = "application/json"
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints refuse larger requests
+_ROW_COUNT = re.compile(r"Expected (\d+) columns, got (\d+)")
+
+try:
+    from sagemaker_inference.errors import BaseInferenceToolkitError as _ServingError
+except ImportError:  # outside SageMaker's serving stack: same shape, so callers see one interface
+
+    class _ServingError(Exception):  # type: ignore[no-redef]
+        def __init__(self, status_code: int, message: str, phrase: str) -> None:
+            super().__init__(status_code, message, phrase)
+            self.status_code, self.message, self.phrase = status_code, message, phrase
+
+
+class PayloadError(_ServingError, ValueError):
+    """A request this model cannot answer; the client's fault (HTTP 4xx)."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.status.value, message, self.status.phrase)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class EmptyPayloadError(PayloadError):
+    """The request has no rows."""
+
+
+class PayloadTooLargeError(PayloadError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class UnsupportedContentTypeError(PayloadError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class UnsupportedAcceptError(PayloadError):
+    status = HTTPStatus.NOT_ACCEPTABLE
+
+
+class MalformedPayloadError(PayloadError):
+    """Not parseable as the declared content type, or not one of the accepted shapes."""
+
+
+class ColumnCountError(PayloadError):
+    """A row with more or fewer values than the model has features."""
+
+
+class MissingFeaturesError(PayloadError):
+    """A JSON object without some of the model's features."""
+
+
+class NonNumericValueError(PayloadError):
+    """A value that is not a number where the feature is numeric."""
+
+
+# NamedTuples, not dataclasses: a dataclass needs its module in sys.modules, and a serving host may
+# load this file with a bare importlib exec_module.
+class Model(NamedTuple):
+    booster: xgb.Booster
+    transform: FeatureTransform
+
+
+class Request(NamedTuple):
+    """A request checked as far as possible without the model: CSV text or rows decoded from JSON."""
+
+    content_type: str
+    csv: bytes = b""
+    rows: list[Any] | None = None
+
+
+class Prediction(NamedTuple):
+    values: np.ndarray
+    problem: str
+    labels: list[Any] | None
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";")[0].strip().lower()
+
+
+def model_fn(model_dir: str) -> Model:
+    folder = Path(model_dir)
+    booster = xgb.Booster()
+    booster.load_model(bytearray((folder / "xgboost-model").read_bytes()))
+    # The container runs one worker per CPU: one thread each avoids oversubscription and is fastest for small batches.
+    booster.set_param({"nthread": 1})
+    return Model(booster, FeatureTransform.load(folder / "transform.json"))
+
+
+def input_fn(request_body: str | bytes, request_content_type: str | None) -> Request:
+    content_type = _media_type(request_content_type)
+    if content_type not in (CSV, JSON):
+        raise UnsupportedContentTypeError(
+            f"content type {request_content_type!r} is not supported; use {CSV} or {JSON}"
+        )
+    body = request_body.encode("utf-8") if isinstance(request_body, str) else bytes(request_body or b"")
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(f"request body is {len(body)} bytes; the limit is {MAX_PAYLOAD_BYTES} (6 MB)")
+    if not body.strip():
+        raise EmptyPayloadError("request body is empty")
+    if content_type == CSV:
+        return Request(CSV, csv=body)
+    return Request(JSON, rows=_json_rows(body))
+
+
+def _json_rows(body: bytes) -> list[Any]:
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise MalformedPayloadError(f"request body is not valid JSON: {error}") from error
+    rows = document.get("instances") if isinstance(document, dict) and "instances" in document else document
+    if isinstance(rows, dict):
+        rows = [rows]
+    if not isinstance(rows, list):
+        raise MalformedPayloadError('JSON must be {"instances": [[...], ...]}, a list of objects, or one object')
+    if not rows:
+        raise EmptyPayloadError("request has no instances")
+    if not (all(isinstance(row, list) for row in rows) or all(isinstance(row, dict) for row in rows)):
+        raise MalformedPayloadError("instances must all be lists (feature order) or all be objects (feature names)")
+    return rows
+
+
+def predict_fn(input_data: Request, model: Model) -> Prediction:
+    transform = model.transform
+    columns = (
+        _csv_columns(input_data.csv, transform)
+        if input_data.content_type == CSV
+        else _json_columns(input_data.rows or [], transform)
+    )
+    try:
+        matrix = transform.apply(columns)
+    except NonNumericError as error:
+        raise NonNumericValueError(str(error)) from error
+    values = np.asarray(model.booster.inplace_predict(matrix))
+    return Prediction(values, transform.problem, transform.labels)
+
+
+def _read_csv(body: bytes, names: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    return pa_csv.read_csv(
+        io.BytesIO(body),
+        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+        convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True),
+    )
+
+
+def _csv_columns(body: bytes, transform: FeatureTransform) -> dict[str, np.ndarray]:
+    names = transform.feature_names
+    typed = {feature.name: pa.float64() if feature.kind == NUMERIC else pa.string() for feature in transform.features}
+    try:
+        table = _read_csv(body, names, typed)
+    except pa.ArrowInvalid:
+        # A value pyarrow cannot read as a number: read everything as text so the transform names the culprit.
+        try:
+            table = _read_csv(body, names, dict.fromkeys(names, pa.string()))
+        except pa.ArrowInvalid as error:
+            raise _csv_shape_error(error, names) from error
+    if table.num_rows == 0:
+        raise EmptyPayloadError("request has no CSV rows")
+    return {name: table.column(name).to_numpy() for name in names}
+
+
+def _csv_shape_error(error: pa.ArrowInvalid, names: list[str]) -> PayloadError:
+    counts = _ROW_COUNT.search(str(error))
+    if counts:
+        return ColumnCountError(
+            f"a CSV row has {counts.group(2)} values; this model takes {counts.group(1)} "
+            f"(no header, in this order: {', '.join(names)})"
+        )
+    return MalformedPayloadError(f"request body is not valid CSV: {error}")
+
+
+def _json_columns(rows: list[Any], transform: FeatureTransform) -> dict[str, np.ndarray]:
+    names = transform.feature_names
+    if isinstance(rows[0], dict):
+        required = set(names)
+        for number, row in enumerate(rows, start=1):
+            if not row.keys() >= required:
+                absent = [name for name in names if name not in row]
+                raise MissingFeaturesError(
+                    f"instance {number} lacks feature{'s' if len(absent) > 1 else ''} {', '.join(absent)}"
+                )
+        return {name: _json_column([row[name] for row in rows], name) for name in names}
+    for number, row in enumerate(rows, start=1):
+        if len(row) != len(names):
+            raise ColumnCountError(
+                f"instance {number} has {len(row)} values; this model takes {len(names)}, "
+                f"in this order: {', '.join(names)}"
+            )
+    return {name: _json_column([row[position] for row in rows], name) for position, name in enumerate(names)}
+
+
+def _json_column(values: list[Any], name: str) -> np.ndarray:
+    column = np.array(values, dtype=object)
+    if column.ndim != 1:
+        raise MalformedPayloadError(f"feature '{name}' must hold one number, string, boolean or null per instance")
+    return column
+
+
+def output_fn(prediction: Prediction, accept: str | None) -> str:
+    media = _accepted(accept)
+    values, labels = prediction.values, prediction.labels or []
+    if prediction.problem == "multiclass":
+        winners = values.argmax(axis=1)
+        if media == CSV:
+            return "".join(f"{labels[winner]}\n" for winner in winners)
+        probabilities = values.tolist()
+        rows = [
+            {"label": labels[winner], "probabilities": probabilities[row]}
+            for row, winner in enumerate(winners.tolist())
+        ]
+        return json.dumps({"predictions": rows, "labels": labels})
+    if media == CSV:
+        return "".join(f"{value!r}\n" for value in values.tolist())
+    return json.dumps({"predictions": values.tolist()})
+
+
+def _accepted(accept: str | None) -> str:
+    """The first supported type in the Accept header; JSON when the client takes anything."""
+    for option in (accept or "*/*").split(","):
+        media = _media_type(option)
+        if media in (CSV, JSON):
+            return media
+        if media in ("*/*", "application/*", ""):
+            return JSON
+    raise UnsupportedAcceptError(f"cannot answer in {accept!r}; accept {JSON} or {CSV}")

@@ -1,0 +1,157 @@
+"""Preprocess job (SageMaker scikit-learn processing container).
+
+Inputs  <OPT_ML>/processing/input/config/config.json   the run's model configuration (target, problem, split)
+        <OPT_ML>/processing/input/data/**/*.csv|parquet every dataset of the training window (with headers)
+Outputs <OPT_ML>/processing/output/
+        train/train.csv, validation/validation.csv   encoded, no header, target first, all numeric
+        test/test.csv                                raw held-out rows, header, every original column
+        transform/transform.json                     the feature transform fitted on train only
+        baseline/statistics.json, constraints.json   Model Monitor baseline of the raw training features
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # siblings (features, monitor) ship beside this script
+    sys.path.insert(0, str(HERE))
+
+from features import PROBLEMS, FeatureTransform, class_labels  # noqa: E402
+from monitor import build_baseline  # noqa: E402
+
+OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
+INPUT = OPT_ML / "processing" / "input"
+OUTPUT = OPT_ML / "processing" / "output"
+DEFAULT_SPLIT = {"validation": 0.15, "test": 0.15, "seed": 42}
+DATA_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+MIN_ROWS = 10
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for name in ("target", "problem"):
+        if not config.get(name):
+            raise ValueError(f"{path}: config has no '{name}'")
+    if config["problem"] not in PROBLEMS:
+        raise ValueError(f"{path}: problem must be one of {', '.join(PROBLEMS)}, got {config['problem']!r}")
+    return config
+
+
+def split_settings(config: dict[str, Any]) -> dict[str, Any]:
+    split = {**DEFAULT_SPLIT, **(config.get("split") or {})}
+    validation, test = float(split["validation"]), float(split["test"])
+    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
+        raise ValueError(f"split fractions must be in (0, 1) and sum below 1, got validation={validation} test={test}")
+    return {"validation": validation, "test": test, "seed": int(split["seed"])}
+
+
+def data_files(folder: Path) -> list[Path]:
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in DATA_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no CSV or Parquet files under {folder}")
+    return files
+
+
+def read_data(folder: Path) -> pd.DataFrame:
+    frames = [
+        pd.read_parquet(path)
+        if DATA_SUFFIXES[path.suffix.lower()] == "parquet"
+        else pd.read_csv(path, low_memory=False)
+        for path in data_files(folder)
+    ]
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def labelled_rows(frame: pd.DataFrame, target: str, problem: str) -> pd.DataFrame:
+    """Rows with a target; integral float class labels (ints widened by missing values) back to ints."""
+    if target not in frame.columns:
+        raise ValueError(f"target column '{target}' is not in the data (columns: {', '.join(map(str, frame.columns))})")
+    rows = frame[frame[target].notna()].reset_index(drop=True)
+    labels = rows[target]
+    if problem != "regression" and pd.api.types.is_float_dtype(labels) and np.all(np.mod(labels, 1) == 0):
+        rows[target] = labels.astype(np.int64)
+    if len(rows) < MIN_ROWS:
+        raise ValueError(f"only {len(rows)} rows have a '{target}' value; at least {MIN_ROWS} are needed to split")
+    return rows
+
+
+def _stratify(frame: pd.DataFrame, target: str, problem: str, held_out: float) -> pd.Series | None:
+    """Stratify when every class can appear on both sides of the split; otherwise split at random."""
+    if problem == "regression":
+        return None
+    counts = frame[target].value_counts()
+    taken = math.ceil(held_out * len(frame))
+    if counts.min() >= 2 and min(taken, len(frame) - taken) >= len(counts):
+        return frame[target]
+    return None
+
+
+def split(frame: pd.DataFrame, target: str, problem: str, settings: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    seed, test_share = settings["seed"], settings["test"]
+    rest, test = train_test_split(
+        frame, test_size=test_share, random_state=seed, stratify=_stratify(frame, target, problem, test_share)
+    )
+    validation_share = settings["validation"] / (1 - test_share)
+    train, validation = train_test_split(
+        rest,
+        test_size=validation_share,
+        random_state=seed,
+        stratify=_stratify(rest, target, problem, validation_share),
+    )
+    return {"train": train, "validation": validation, "test": test}
+
+
+def write_encoded(path: Path, transform: FeatureTransform, rows: pd.DataFrame) -> None:
+    """The layout SageMaker's XGBoost expects for CSV: no header, label first, numbers only."""
+    encoded = pd.DataFrame(transform.apply(rows))
+    encoded.insert(0, "label", transform.encode_target(rows[transform.target]))
+    encoded.to_csv(path, header=False, index=False)
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    config = read_config(INPUT / "config" / "config.json")
+    target, problem = config["target"], config["problem"]
+    settings = split_settings(config)
+    raw = read_data(INPUT / "data")
+    frame = labelled_rows(raw, target, problem)
+    parts = split(frame, target, problem, settings)
+    # The class set comes from every labelled row, so a rare class is known even if train lacks it.
+    labels = class_labels(frame[target]) if problem != "regression" else None
+    transform = FeatureTransform.fit(parts["train"], target, problem, labels=labels)
+
+    outputs = {name: OUTPUT / name for name in ("train", "validation", "test", "transform", "baseline")}
+    for folder in outputs.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    write_encoded(outputs["train"] / "train.csv", transform, parts["train"])
+    write_encoded(outputs["validation"] / "validation.csv", transform, parts["validation"])
+    parts["test"].to_csv(outputs["test"] / "test.csv", index=False)
+    transform.save(outputs["transform"] / "transform.json")
+    statistics, constraints = build_baseline(parts["train"].drop(columns=[target]))
+    write_json(outputs["baseline"] / "statistics.json", statistics)
+    write_json(outputs["baseline"] / "constraints.json", constraints)
+
+    kinds = [feature.kind for feature in transform.features]
+    print(
+        f"preprocess: {len(raw)} rows read, {len(raw) - len(frame)} without '{target}' dropped; "
+        + ", ".join(f"{name}={len(rows)}" for name, rows in parts.items())
+        + f"; {len(kinds)} features ({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical)"
+        + (f"; classes {labels}" if labels else "")
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Serving: CSV and JSON in, predictions out, the training transform in between, and named client errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import timeit
+
+import inference
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def _invoke(model: inference.Model, body: str | bytes, content_type: str, accept: str = "application/json") -> str:
+    """The serving container's request path: input_fn → predict_fn → output_fn."""
+    return inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), accept)
+
+
+def _csv(rows: pd.DataFrame) -> str:
+    return rows.to_csv(header=False, index=False)
+
+
+@pytest.fixture(scope="module")
+def binary(binary_model) -> tuple[inference.Model, pd.DataFrame, np.ndarray]:
+    """The served model, raw request rows (features only, training order), and the booster's own answers."""
+    model = inference.model_fn(str(binary_model.model_dir))
+    rows = binary_model.test_rows[model.transform.feature_names]
+    return model, rows, model.booster.inplace_predict(model.transform.apply(rows))
+
+
+def test_csv_rows_get_the_boosters_positive_class_probabilities(binary) -> None:
+    model, rows, expected = binary
+    # When the test rows are sent as CSV, without header or target
+    answer = _invoke(model, _csv(rows), "text/csv", accept="text/csv")
+    # Then there is one probability per line, the booster's own for the transformed rows
+    assert np.array_equal(np.array(answer.splitlines(), dtype=np.float32), expected)
+    assert ((expected > 0) & (expected < 1)).all()
+
+
+def test_every_json_shape_gets_the_same_predictions(binary) -> None:
+    model, rows, expected = binary
+    records = json.loads(rows.to_json(orient="records"))
+    instances = {"instances": json.loads(rows.to_json(orient="values"))}
+    for body in (json.dumps(instances), json.dumps(records)):
+        answer = json.loads(_invoke(model, body, "application/json; charset=utf-8"))
+        assert np.array_equal(np.array(answer["predictions"], dtype=np.float32), expected)
+    one = json.loads(_invoke(model, json.dumps(records[0]), "application/json"))
+    assert np.array_equal(np.array(one["predictions"], dtype=np.float32), expected[:1])
+
+
+def test_one_row_is_answered_the_same_from_csv_and_json_with_missing_and_unseen_values(binary) -> None:
+    model, _, _ = binary
+    # Given a row with a missing age, an unseen plan and a lower-case boolean
+    row = {"age": None, "visits": 4, "income": 21000.5, "plan": "platinum", "region": "north", "active": "true"}
+    csv_line = ",".join("" if row[name] is None else str(row[name]) for name in model.transform.feature_names)
+    from_csv = float(_invoke(model, csv_line, "text/csv", accept="text/csv"))
+    from_json = json.loads(_invoke(model, json.dumps(row), "application/json"))["predictions"][0]
+    expected = model.booster.inplace_predict(model.transform.apply({name: [value] for name, value in row.items()}))
+    assert from_csv == from_json == pytest.approx(float(expected[0]), abs=0)
+
+
+def test_multiclass_answers_label_and_probabilities(multiclass_model) -> None:
+    model = inference.model_fn(str(multiclass_model.model_dir))
+    rows = multiclass_model.test_rows[model.transform.feature_names].head(20)
+    probabilities = model.booster.inplace_predict(model.transform.apply(rows))
+    labels = np.array(model.transform.labels)[probabilities.argmax(axis=1)].tolist()
+    answer = json.loads(_invoke(model, _csv(rows), "text/csv"))
+    assert answer["labels"] == ["high", "low", "mid"]
+    assert [item["label"] for item in answer["predictions"]] == labels
+    assert np.allclose([item["probabilities"] for item in answer["predictions"]], probabilities, rtol=0, atol=0)
+    assert _invoke(model, _csv(rows), "text/csv", accept="text/csv").splitlines() == labels
+
+
+def test_regression_answers_values(regression_model) -> None:
+    model = inference.model_fn(str(regression_model.model_dir))
+    rows = regression_model.test_rows[model.transform.feature_names].head(20)
+    answer = json.loads(_invoke(model, _csv(rows), "text/csv", accept="*/*"))
+    assert np.array_equal(
+        np.array(answer["predictions"], dtype=np.float32), model.booster.inplace_predict(model.transform.apply(rows))
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error", "message"),
+    [
+        ("", "text/csv", inference.EmptyPayloadError, "empty"),
+        ("  \n\n", "text/csv", inference.EmptyPayloadError, "empty"),
+        ('{"instances": []}', "application/json", inference.EmptyPayloadError, "no instances"),
+        ("1,2,3\n", "text/csv", inference.ColumnCountError, "a CSV row has 3 values; this model takes 6"),
+        ("30,2,100,pro,north,true,extra\n", "text/csv", inference.ColumnCountError, "has 7 values"),
+        ('{"instances": [[30, 2, 100, "pro"]]}', "application/json", inference.ColumnCountError, "instance 1 has 4"),
+        (
+            "30,two,100,pro,north,true\n",
+            "text/csv",
+            inference.NonNumericValueError,
+            "feature 'visits' expects a number, got 'two' (row 1",
+        ),
+        (
+            '[{"age": 30, "visits": 2, "income": "lots", "plan": "pro", "region": "north", "active": true}]',
+            "application/json",
+            inference.NonNumericValueError,
+            "feature 'income' expects a number, got 'lots'",
+        ),
+        (
+            '[{"age": 30, "plan": "pro"}]',
+            "application/json",
+            inference.MissingFeaturesError,
+            "instance 1 lacks features visits, income, region, active",
+        ),
+        ('{"instances": [[30, 2', "application/json", inference.MalformedPayloadError, "not valid JSON"),
+        ('"hello"', "application/json", inference.MalformedPayloadError, "JSON must be"),
+        ('[[1, 2, 3, 4, 5, 6], {"age": 1}]', "application/json", inference.MalformedPayloadError, "all be lists"),
+        ("30,2,100,pro,north,true", "application/x-npy", inference.UnsupportedContentTypeError, "not supported"),
+        ("30,2,100,pro,north,true", None, inference.UnsupportedContentTypeError, "not supported"),
+    ],
+)
+def test_bad_payloads_get_named_client_errors(binary, body, content_type, error, message) -> None:
+    model, _, _ = binary
+    with pytest.raises(error, match=re.escape(message)) as raised:
+        _invoke(model, body, content_type)
+    # A ValueError with an HTTP status, so the serving layer answers 4xx, never a traceback-only 500
+    assert isinstance(raised.value, ValueError)
+    assert raised.value.status_code == (415 if error is inference.UnsupportedContentTypeError else 400)
+    assert str(raised.value) == raised.value.message
+
+
+def test_a_body_over_six_megabytes_is_refused(binary) -> None:
+    model, rows, _ = binary
+    line = _csv(rows.head(1))
+    body = line * (6 * 1024 * 1024 // len(line) + 1)
+    with pytest.raises(inference.PayloadTooLargeError, match="limit is 6291456") as raised:
+        _invoke(model, body, "text/csv")
+    assert raised.value.status_code == 413
+
+
+def test_an_unsupported_accept_type_is_refused(binary) -> None:
+    model, rows, _ = binary
+    with pytest.raises(inference.UnsupportedAcceptError) as raised:
+        _invoke(model, _csv(rows.head(1)), "text/csv", accept="application/x-protobuf")
+    assert raised.value.status_code == 406
+
+
+def test_serving_is_fast(binary) -> None:
+    model, rows, _ = binary
+    one = _csv(rows.head(1))
+    many = _csv(pd.concat([rows] * (10_000 // len(rows) + 1)).head(10_000))
+    # Best of several repeats, as timeit does: the code's own cost, not the machine's other load
+    one_row = min(timeit.repeat(lambda: _invoke(model, one, "text/csv"), number=20, repeat=10)) / 20
+    assert one_row < 0.002, f"one CSV row took {one_row * 1000:.2f} ms"
+    ten_thousand = min(timeit.repeat(lambda: _invoke(model, many, "text/csv", accept="text/csv"), number=1, repeat=3))
+    assert ten_thousand < 0.2, f"10,000 CSV rows took {ten_thousand * 1000:.0f} ms"
+    assert len(_invoke(model, many, "text/csv", accept="text/csv").splitlines()) == 10_000
+
+
+def test_the_model_directory_serves_on_its_own(binary_model, binary, tmp_path) -> None:
+    # Given only the files of model.tar.gz, loaded the way a serving host may: a bare importlib exec_module
+    _, rows, expected = binary
+    script = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('served', sys.argv[1] + '/inference.py')\n"
+        "served = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(served)\n"
+        "model = served.model_fn(sys.argv[1])\n"
+        "print(sys.modules['features'].__file__)\n"
+        "print(served.output_fn(served.predict_fn(served.input_fn(sys.stdin.read(), 'text/csv'), model), 'text/csv'))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(binary_model.model_dir)],
+        input=_csv(rows.head(3)),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+        timeout=60,
+    )
+    # Then it answers with its own features.py and transform.json, as the booster would
+    features_file, *answers = run.stdout.split()
+    assert features_file == str(binary_model.model_dir / "features.py")
+    assert np.array_equal(np.array(answers, dtype=np.float32), expected[:3])

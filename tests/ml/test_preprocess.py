@@ -1,0 +1,124 @@
+"""Preprocess: uploads → seeded train/validation/test splits, the fitted transform and the monitor's baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from features import FeatureTransform
+
+
+def _encoded(path: Path) -> np.ndarray:
+    return pd.read_csv(path, header=None).to_numpy()
+
+
+def test_labelled_rows_from_every_upload_are_split_70_15_15(binary_model) -> None:
+    # Given a CSV and a Parquet upload in nested folders, 20 of 800 rows without a target
+    prep = binary_model.prep
+    # When Preprocess ran with the default split
+    sizes = {
+        "train": len(_encoded(prep.output("train", "train.csv"))),
+        "validation": len(_encoded(prep.output("validation", "validation.csv"))),
+        "test": len(binary_model.test_rows),
+    }
+    # Then every labelled row lands in exactly one split, in the default proportions
+    assert sum(sizes.values()) == 780
+    assert sizes["test"] == pytest.approx(0.15 * 780, abs=2)
+    assert sizes["validation"] == pytest.approx(0.15 * 780, abs=2)
+    assert binary_model.test_rows["churned"].notna().all()
+    assert (
+        "train=" in binary_model.preprocess_stdout and "20 without 'churned' dropped" in binary_model.preprocess_stdout
+    )
+
+
+def test_classification_splits_are_stratified(multiclass_model) -> None:
+    prep = multiclass_model.prep
+    overall = multiclass_model.data["tier"].value_counts(normalize=True).sort_index()
+    transform = FeatureTransform.load(prep.output("transform", "transform.json"))
+    for name in ("train", "validation"):
+        labels = pd.Series(_encoded(prep.output(name, f"{name}.csv"))[:, 0]).map(dict(enumerate(transform.labels)))
+        assert labels.value_counts(normalize=True).sort_index().to_numpy() == pytest.approx(
+            overall.to_numpy(), abs=0.02
+        )
+    test_share = multiclass_model.test_rows["tier"].value_counts(normalize=True).sort_index()
+    assert test_share.to_numpy() == pytest.approx(overall.to_numpy(), abs=0.02)
+
+
+def test_train_and_validation_are_numeric_target_first_encoded_by_the_train_fit(binary_model) -> None:
+    prep = binary_model.prep
+    transform = FeatureTransform.load(prep.output("transform", "transform.json"))
+    train = _encoded(prep.output("train", "train.csv"))
+    validation = _encoded(prep.output("validation", "validation.csv"))
+    # No header, all numbers, the target first (class indices), then one column per feature
+    for matrix in (train, validation):
+        assert np.isfinite(matrix).all()
+        assert matrix.shape[1] == 1 + len(transform.features)
+        assert set(np.unique(matrix[:, 0])) == {0.0, 1.0}
+    # The medians are the train split's own (median imputation leaves a column's median unchanged)
+    for position, feature in enumerate(transform.features, start=1):
+        if feature.kind == "numeric":
+            assert np.median(train[:, position]) == pytest.approx(feature.median, rel=1e-6)
+    # Categorical columns hold level codes, -1 for missing
+    plan = 1 + transform.feature_names.index("plan")
+    assert set(np.unique(train[:, plan])) == {-1.0, 0.0, 1.0, 2.0}
+
+
+def test_test_rows_are_raw_with_every_original_column(binary_model) -> None:
+    test = binary_model.test_rows
+    assert list(test.columns) == list(binary_model.data.columns)
+    assert set(test["plan"].dropna()) <= {"basic", "plus", "pro"}
+    assert set(test["churned"]) == {"yes", "no"}
+    # The rows are the original ones, untouched
+    merged = test.merge(binary_model.data.dropna(subset=["churned"]), how="left", indicator=True)
+    assert (merged["_merge"] == "both").all()
+
+
+def test_transform_records_the_run_and_the_training_features(binary_model) -> None:
+    document = json.loads(binary_model.prep.output("transform", "transform.json").read_text())
+    assert (document["target"], document["problem"], document["labels"]) == ("churned", "binary", ["no", "yes"])
+    kinds = {feature["name"]: feature["kind"] for feature in document["features"]}
+    assert kinds == {
+        "age": "numeric",
+        "visits": "numeric",
+        "income": "numeric",
+        "plan": "categorical",
+        "region": "categorical",
+        "active": "categorical",
+    }
+
+
+def test_baseline_describes_the_raw_training_features_without_the_target(binary_model) -> None:
+    baseline = binary_model.prep.output("baseline")
+    statistics = json.loads((baseline / "statistics.json").read_text())
+    constraints = json.loads((baseline / "constraints.json").read_text())
+    features = ["age", "visits", "income", "plan", "region", "active"]
+    train_rows = len(_encoded(binary_model.prep.output("train", "train.csv")))
+    assert statistics["dataset"]["item_count"] == train_rows
+    assert [feature["name"] for feature in statistics["features"]] == features
+    assert [feature["name"] for feature in constraints["features"]] == features
+
+
+def test_the_split_is_seeded(multiclass_model, sandbox) -> None:
+    # Given the same uploads and config again
+    sandbox.write_json(sandbox.input("config", "config.json"), multiclass_model.config)
+    upload = sandbox.input("data", "upload.csv")
+    upload.parent.mkdir(parents=True)
+    multiclass_model.data.to_csv(upload, index=False)
+    # When Preprocess runs a second time
+    sandbox.process("preprocess.py")
+    # Then it produces byte-identical outputs
+    for name in ("train/train.csv", "validation/validation.csv", "test/test.csv", "transform/transform.json"):
+        assert sandbox.output(name).read_bytes() == multiclass_model.prep.output(name).read_bytes(), name
+
+
+def test_a_target_missing_from_the_data_fails_the_job_with_a_clear_message(sandbox, dataset) -> None:
+    sandbox.write_json(sandbox.input("config", "config.json"), {"target": "revenue", "problem": "regression"})
+    upload = sandbox.input("data", "upload.csv")
+    upload.parent.mkdir(parents=True)
+    dataset("binary", rows=50).to_csv(upload, index=False)
+    run = sandbox.process("preprocess.py", check=False)
+    assert run.returncode != 0
+    assert "target column 'revenue' is not in the data" in run.stderr
