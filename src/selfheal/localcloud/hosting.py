@@ -342,9 +342,10 @@ class HostingService:
         started = time.perf_counter()
         try:
             out, out_type = model.predict(body, content_type, accept)
-        except ValueError as exc:  # the inference script's named client errors
+        except ValueError as exc:  # the inference script's named client errors carry their HTTP status
             stats.errors_4xx += 1
-            raise ModelError(f"Received client error (400) from primary with message \"{exc}\".") from exc
+            status = getattr(exc, "status_code", 400)
+            raise ModelError(f"Received client error ({status}) from primary with message \"{exc}\".") from exc
         except Exception as exc:
             stats.errors_5xx += 1
             raise ModelError(f"Received server error (500) from primary with message \"{exc}\".") from exc
@@ -406,6 +407,7 @@ def _import_isolated(path: Path, module_name: str) -> ModuleType:
         if spec is None or spec.loader is None:
             raise FileNotFoundError(path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses and pickling look their module up by name
         spec.loader.exec_module(module)
         return module
     finally:
