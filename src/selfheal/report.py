@@ -58,18 +58,43 @@ def executions(cloud: LocalCloud) -> list[dict[str, Any]]:
                     "cause": described.get("cause"),
                     "started": described["startDate"].timestamp(),
                     "stopped": described["stopDate"].timestamp() if described.get("stopDate") else None,
-                    "states": entered_states(sfn, item["executionArn"]),
+                    "steps": state_steps(sfn, item["executionArn"]),
                 })
+                found[-1]["states"] = [step["name"] for step in found[-1]["steps"]]
     return sorted(found, key=lambda e: e["started"])
 
 
-def entered_states(sfn: Any, execution_arn: str) -> list[str]:
-    names = []
+def state_steps(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Each state the execution entered, in order, with its input, output, timing and outcome."""
+    steps: list[dict[str, Any]] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
         for event in page["events"]:
-            if event["type"].endswith("StateEntered"):
-                names.append(event["stateEnteredEventDetails"]["name"])
-    return names
+            kind, at = event["type"], event["timestamp"].timestamp()
+            if kind.endswith("StateEntered"):
+                details = event["stateEnteredEventDetails"]
+                steps.append({"name": details["name"], "type": kind.removesuffix("StateEntered"),
+                              "entered": at, "exited": None, "input": _json(details.get("input")),
+                              "output": None, "status": "running", "errors": []})
+            elif kind.endswith("StateExited") and steps:
+                steps[-1] |= {"exited": at, "output": _json(event["stateExitedEventDetails"].get("output")),
+                              "status": "succeeded"}
+            elif kind.endswith(("Failed", "TimedOut")) and steps and not kind.startswith("Execution"):
+                details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+                steps[-1]["errors"].append({"event": kind, "error": details.get("error"),
+                                            "cause": details.get("cause")})
+    for step in steps:
+        if step["status"] == "running" and (step["errors"] or step["type"] == "Fail"):
+            step["status"] = "failed"
+    return steps
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def endpoint_name(model: str) -> str:
@@ -81,7 +106,8 @@ def build_report(cloud: LocalCloud, models: Iterable[str],
     models = list(models)
     runs_by_id = {item["run_id"]: item for model in models for item in ledger_items(cloud, model, "RUN#")}
     runs = []
-    for execution in executions(cloud):
+    all_executions = executions(cloud)
+    for execution in all_executions:
         if execution["state_machine"] != "TrainingPipeline":
             continue
         ledger = runs_by_id.get(execution["name"], {})
@@ -109,6 +135,7 @@ def build_report(cloud: LocalCloud, models: Iterable[str],
         for model in models for item in ledger_items(cloud, model, "QUARANTINE#")
     ]
     return {"runs": runs, "quarantined": quarantined, "endpoints": endpoints(cloud, models),
+            "executions": all_executions,
             "monitoring": monitoring(cloud, models), "traffic": traffic or []}
 
 
