@@ -1,0 +1,32 @@
+"""EvaluateGateFunction: TrainingPipeline's Gate state.
+
+Input {run_id, model, metric: {name, threshold, min_improvement}, evaluation_uri}; returns
+{"passed", "reasons", "metrics", "champion_metrics"}. Raises EvaluationNotFound or
+InvalidEvaluation when evaluation.json is absent or unreadable (the ASL catches them by name)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from gate import evaluate_gate
+from selfheal_shared.events import GateRequest
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=GateRequest)
+def lambda_handler(event: GateRequest, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(run_id=event.run_id, model=event.model)
+    result = evaluate_gate(event)
+    logger.info("gate decided", extra=result)
+    metrics.add_metric(name="GatePassed" if result["passed"] else "GateRejected", unit=MetricUnit.Count, value=1)
+    return result

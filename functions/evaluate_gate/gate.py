@@ -1,0 +1,114 @@
+"""The Gate: does the challenger earn registration?
+
+It passes only when the configured metric meets the threshold and, when a champion was scored,
+beats the champion by at least min_improvement. Both were scored by Evaluate on the same held-out
+rows (one evaluation.json), so the comparison is fair by construction. A missing or non-finite
+metric fails the gate. The reasons say why, either way."""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import closing
+from typing import Any
+
+from botocore.exceptions import ClientError
+from selfheal_shared import aws, ledger
+from selfheal_shared.config import Metric
+from selfheal_shared.errors import EvaluationNotFound, InvalidEvaluation
+from selfheal_shared.events import GateRequest, GateResult
+from selfheal_shared.s3uri import S3Uri
+
+MAX_EVALUATION_BYTES = 1024 * 1024
+# Float noise must not turn "improved by exactly min_improvement" into a rejection.
+_TOLERANCE = 1e-12
+
+
+def evaluate_gate(request: GateRequest) -> dict[str, Any]:
+    """Read evaluation.json, decide, record the decision in the run's ledger item."""
+    evaluation = read_evaluation(request.evaluation_uri)
+    result = decide(request.metric, evaluation)
+    ledger.update_run(request.model, request.run_id, gate={"passed": result.passed, "reasons": result.reasons},
+                      metrics=result.metrics, champion_metrics=result.champion_metrics,
+                      evaluation_uri=request.evaluation_uri)
+    return result.model_dump()
+
+
+def read_evaluation(uri: str) -> dict[str, Any]:
+    location = S3Uri.parse(uri)
+    try:
+        response = aws.s3().get_object(Bucket=location.bucket, Key=location.key)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+            raise EvaluationNotFound(f"no evaluation at {uri}") from None
+        raise
+    with closing(response["Body"]) as body:
+        data = body.read(MAX_EVALUATION_BYTES + 1)
+    if len(data) > MAX_EVALUATION_BYTES:
+        raise InvalidEvaluation(f"{uri} is larger than {MAX_EVALUATION_BYTES} bytes")
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidEvaluation(f"{uri} is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise InvalidEvaluation(f"{uri} is not a JSON object")
+    return document
+
+
+def decide(metric: Metric, evaluation: dict[str, Any]) -> GateResult:
+    section = evaluation.get("selfheal")
+    if not isinstance(section, dict) or not isinstance(section.get("challenger"), dict):
+        return GateResult(passed=False, reasons=["evaluation.json has no selfheal.challenger metrics"],
+                          metrics={}, champion_metrics=None)
+    challenger = _finite_metrics(section["challenger"])
+    champion = _finite_metrics(section["champion"]) if isinstance(section.get("champion"), dict) else None
+    reasons: list[str] = []
+    value = challenger.get(metric.name)
+    passed = value is not None and _meets_threshold(metric, value, reasons)
+    if value is None:
+        reasons.append(f"{metric.name} is missing or not a finite number in the challenger's metrics")
+    if passed:
+        passed = _beats_champion(metric, value, champion, reasons)
+    return GateResult(passed=passed, reasons=reasons, metrics=challenger, champion_metrics=champion)
+
+
+def _meets_threshold(metric: Metric, value: float, reasons: list[str]) -> bool:
+    better = "greater" if metric.greater_is_better else "lower"
+    if _at_least(metric, value, metric.threshold):
+        reasons.append(f"{metric.name} {value:.6g} meets the threshold {metric.threshold:.6g} ({better} is better)")
+        return True
+    reasons.append(f"{metric.name} {value:.6g} does not meet the threshold {metric.threshold:.6g} "
+                   f"({better} is better)")
+    return False
+
+
+def _beats_champion(metric: Metric, value: float, champion: dict[str, float | None] | None,
+                    reasons: list[str]) -> bool:
+    if champion is None:
+        reasons.append("no champion to compare with")
+        return True
+    best = champion.get(metric.name)
+    if best is None:
+        reasons.append(f"the champion's {metric.name} is missing or not a finite number: cannot compare")
+        return False
+    improvement = value - best if metric.greater_is_better else best - value
+    if improvement + _TOLERANCE >= metric.min_improvement:
+        reasons.append(f"{metric.name} {value:.6g} beats the champion's {best:.6g} by {improvement:.6g} "
+                       f"(min_improvement {metric.min_improvement:.6g}), on the same test rows")
+        return True
+    reasons.append(f"{metric.name} {value:.6g} does not beat the champion's {best:.6g} by min_improvement "
+                   f"{metric.min_improvement:.6g} (improvement {improvement:.6g})")
+    return False
+
+
+def _at_least(metric: Metric, value: float, bound: float) -> bool:
+    return value >= bound if metric.greater_is_better else value <= bound
+
+
+def _finite_metrics(raw: dict[str, Any]) -> dict[str, float | None]:
+    """Numbers as floats; anything else (NaN, strings, missing) as None, which JSON and DynamoDB hold."""
+    return {str(name): float(value) if _is_finite_number(value) else None for name, value in raw.items()}
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,330 @@
+"""The run ledger: one DynamoDB table, items as in docs/architecture.md ("Ledger").
+
+Callers pass and get plain Python values; floats become Decimal on the way in (non-finite ones
+become null: DynamoDB cannot store them) and Decimals become int or float on the way out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from selfheal_shared import aws
+from selfheal_shared.errors import LedgerConflict
+
+RUNNING, SUCCEEDED, FAILED = "RUNNING", "SUCCEEDED", "FAILED"
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """ISO-8601 UTC with microseconds; sorts as it reads."""
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def recorded_at(moment: datetime | None = None) -> str:
+    """The compact form used in S3 keys and sort keys: YYYYmmddTHHMMSSffffffZ."""
+    return (moment or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def to_dynamo(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str | int | Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    raise TypeError(f"cannot store {type(value).__name__} in the ledger")
+
+
+def from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def _pk(model: str) -> str:
+    return f"MODEL#{model}"
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def _query(model: str, prefix: str, **extra: Any) -> Iterator[dict[str, Any]]:
+    table = aws.ledger_table()
+    request = {"KeyConditionExpression": Key("pk").eq(_pk(model)) & Key("sk").begins_with(prefix), **extra}
+    while True:
+        page = table.query(**request)
+        for item in page["Items"]:
+            yield from_dynamo(item)
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _put_new(item: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Put unless an item with the same key exists; returns (the stored item, created)."""
+    try:
+        aws.ledger_table().put_item(Item=to_dynamo(item), ConditionExpression=Attr("sk").not_exists())
+    except ClientError as error:
+        if not _is_condition_failure(error):
+            raise
+        existing = aws.ledger_table().get_item(Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True)
+        return from_dynamo(existing["Item"]), False
+    return item, True
+
+
+def _get(model: str, sk: str) -> dict[str, Any] | None:
+    response = aws.ledger_table().get_item(Key={"pk": _pk(model), "sk": sk}, ConsistentRead=True)
+    return from_dynamo(response["Item"]) if "Item" in response else None
+
+
+# Datasets and quarantined uploads
+
+
+def record_dataset(
+    model: str,
+    *,
+    key: str,
+    version_id: str | None,
+    s3_uri: str,
+    rows: int,
+    columns: int,
+    bytes: int,
+    format: str,
+    recorded_at: str,
+) -> dict[str, Any]:
+    """Put the DATASET item once: a repeat with the same recorded_at and key returns the stored one."""
+    item = {"pk": _pk(model), "sk": f"DATASET#{recorded_at}#{key}", "model": model, "key": key,
+            "version_id": version_id, "s3_uri": s3_uri, "rows": rows, "columns": columns, "bytes": bytes,
+            "format": format, "recorded_at": recorded_at}
+    return _put_new(item)[0]
+
+
+def record_quarantine(
+    model: str,
+    *,
+    key: str,
+    version_id: str | None,
+    quarantine_key: str,
+    reason: str,
+    check: str,
+    recorded_at: str,
+) -> dict[str, Any]:
+    """Put the QUARANTINE item once, like record_dataset."""
+    item = {"pk": _pk(model), "sk": f"QUARANTINE#{recorded_at}#{key}", "model": model, "key": key,
+            "version_id": version_id, "quarantine_key": quarantine_key, "reason": reason, "check": check,
+            "recorded_at": recorded_at}
+    return _put_new(item)[0]
+
+
+def list_datasets(model: str) -> list[dict[str, Any]]:
+    """Every dataset of the model, oldest first."""
+    return list(_query(model, "DATASET#"))
+
+
+def unconsumed_datasets(model: str) -> list[dict[str, Any]]:
+    """Datasets no run has consumed yet, oldest first."""
+    return list(_query(model, "DATASET#", FilterExpression=Attr("consumed_by").not_exists()))
+
+
+def list_quarantined(model: str) -> list[dict[str, Any]]:
+    return list(_query(model, "QUARANTINE#"))
+
+
+def mark_consumed(model: str, dataset_sks: list[str], run_id: str) -> None:
+    """Set consumed_by on the datasets with these sort keys. Idempotent for the same run; another
+    run's claim raises LedgerConflict."""
+    for sk in dataset_sks:
+        try:
+            aws.ledger_table().update_item(
+                Key={"pk": _pk(model), "sk": sk},
+                UpdateExpression="SET consumed_by = :run",
+                ConditionExpression=Attr("sk").exists()
+                & (Attr("consumed_by").not_exists() | Attr("consumed_by").eq(run_id)),
+                ExpressionAttributeValues={":run": run_id},
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                raise LedgerConflict(f"dataset {sk} is gone or consumed by another run") from None
+            raise
+
+
+# Runs
+
+
+def put_run(model: str, run_id: str, **fields: Any) -> tuple[dict[str, Any], bool]:
+    """Create the RUN item unless it exists; returns (the stored item, created)."""
+    return _put_new({"pk": _pk(model), "sk": f"RUN#{run_id}", "model": model, "run_id": run_id, **fields})
+
+
+def update_run(model: str, run_id: str, **fields: Any) -> dict[str, Any]:
+    """Set the given attributes (None values are left alone). Creates the item if it is missing,
+    so the outcome of an execution started by hand is recorded too."""
+    values = {name: value for name, value in fields.items() if value is not None}
+    values |= {"model": model, "run_id": run_id}
+    names = {f"#f{i}": name for i, name in enumerate(values)}
+    response = aws.ledger_table().update_item(
+        Key={"pk": _pk(model), "sk": f"RUN#{run_id}"},
+        UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(values))),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={f":v{i}": to_dynamo(value) for i, value in enumerate(values.values())},
+        ReturnValues="ALL_NEW",
+    )
+    return from_dynamo(response["Attributes"])
+
+
+def get_run(model: str, run_id: str) -> dict[str, Any] | None:
+    return _get(model, f"RUN#{run_id}")
+
+
+def list_runs(model: str) -> list[dict[str, Any]]:
+    """The model's runs, newest first."""
+    return sorted(_query(model, "RUN#"), key=lambda run: run.get("started_at", ""), reverse=True)
+
+
+# The model's lock: at most one run in flight
+
+
+def acquire_lock(model: str, run_id: str, *, ttl_seconds: int, steal_from: str | None = None) -> bool:
+    """Take the LOCK if it is free, expired, already ours, or held by `steal_from` (a holder whose
+    execution is known to have ended). Returns False when another run holds it."""
+    now = datetime.now(UTC)
+    condition = Attr("sk").not_exists() | Attr("expires_at").lt(timestamp(now)) | Attr("run_id").eq(run_id)
+    if steal_from:
+        condition = condition | Attr("run_id").eq(steal_from)
+    try:
+        aws.ledger_table().put_item(
+            Item={"pk": _pk(model), "sk": "LOCK", "run_id": run_id, "acquired_at": timestamp(now),
+                  "expires_at": timestamp(now + timedelta(seconds=ttl_seconds))},
+            ConditionExpression=condition,
+        )
+    except ClientError as error:
+        if _is_condition_failure(error):
+            return False
+        raise
+    return True
+
+
+def get_lock(model: str) -> dict[str, Any] | None:
+    return _get(model, "LOCK")
+
+
+def release_lock(model: str, run_id: str) -> bool:
+    """Release the LOCK if this run holds it; returns False when it does not (already released,
+    expired and taken by another run)."""
+    try:
+        aws.ledger_table().delete_item(
+            Key={"pk": _pk(model), "sk": "LOCK"}, ConditionExpression=Attr("run_id").eq(run_id)
+        )
+    except ClientError as error:
+        if _is_condition_failure(error):
+            return False
+        raise
+    return True
+
+
+# The champion: the model package serving (or to serve) the model
+
+
+def get_champion(model: str) -> dict[str, Any] | None:
+    return _get(model, "CHAMPION")
+
+
+def set_champion(
+    model: str, *, model_package_arn: str, run_id: str, model_data_url: str, metrics: Mapping[str, Any]
+) -> dict[str, Any]:
+    item = {"pk": _pk(model), "sk": "CHAMPION", "model": model, "model_package_arn": model_package_arn,
+            "run_id": run_id, "model_data_url": model_data_url, "metrics": dict(metrics), "since": timestamp()}
+    aws.ledger_table().put_item(Item=to_dynamo(item))
+    return item
+
+
+# Serving: the endpoint, its monitoring and drift retrains (docs/architecture.md, "Deploy and heal")
+
+
+def _assignments(values: Mapping[str, Any]) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    """SET clauses for `values`, with their attribute names and values (names may be reserved words)."""
+    clauses = [f"#s{i} = :s{i}" for i in range(len(values))]
+    names = {f"#s{i}": name for i, name in enumerate(values)}
+    return clauses, names, {f":s{i}": to_dynamo(value) for i, value in enumerate(values.values())}
+
+
+def get_endpoint(model: str) -> dict[str, Any] | None:
+    return _get(model, "ENDPOINT")
+
+
+def record_endpoint(model: str, entry: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """Set the ENDPOINT item's fields (None values are left alone) and append `entry` (one rollout's
+    outcome) to its history. Creates the item on a model's first rollout."""
+    clauses, names, values = _assignments({name: value for name, value in fields.items() if value is not None}
+                                          | {"model": model})
+    response = aws.ledger_table().update_item(
+        Key={"pk": _pk(model), "sk": "ENDPOINT"},
+        UpdateExpression="SET " + ", ".join([*clauses, "history = list_append(if_not_exists(history, :none), :entry)"]),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={**values, ":none": [], ":entry": [to_dynamo(dict(entry))]},
+        ReturnValues="ALL_NEW",
+    )
+    return from_dynamo(response["Attributes"])
+
+
+def annotate_champion(model: str, model_package_arn: str, **fields: Any) -> bool:
+    """Add fields to the CHAMPION item while it still names this package; False when it does not."""
+    clauses, names, values = _assignments(fields)
+    try:
+        aws.ledger_table().update_item(
+            Key={"pk": _pk(model), "sk": "CHAMPION"},
+            UpdateExpression="SET " + ", ".join(clauses),
+            ConditionExpression=Attr("model_package_arn").eq(model_package_arn),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+    except ClientError as error:
+        if _is_condition_failure(error):
+            return False
+        raise
+    return True
+
+
+def put_monitor(model: str, *, at: str, execution: str, **fields: Any) -> tuple[dict[str, Any], bool]:
+    """The MONITOR item of one monitoring execution; `at` is the end of its window (or when it failed)."""
+    return _put_new({"pk": _pk(model), "sk": f"MONITOR#{at}#{execution}", "model": model, "at": at,
+                     "execution": execution, **fields})
+
+
+def list_monitors(model: str) -> list[dict[str, Any]]:
+    """The model's MONITOR items, newest first."""
+    return list(_query(model, "MONITOR#", ScanIndexForward=False))
+
+
+def last_window_end(model: str) -> str | None:
+    """Where the newest analysed window ended (failed executions analysed nothing and have none)."""
+    return next((m["window_end"] for m in _query(model, "MONITOR#", ScanIndexForward=False) if m.get("window_end")),
+                None)
+
+
+def put_retrain(model: str, *, at: str, execution: str, **fields: Any) -> tuple[dict[str, Any], bool]:
+    """A retrain started by drift (the cooldown and the daily cap count these)."""
+    return _put_new({"pk": _pk(model), "sk": f"RETRAIN#{at}#{execution}", "model": model, "at": at,
+                     "execution": execution, **fields})
+
+
+def retrains_since(model: str, since: str) -> list[dict[str, Any]]:
+    """RETRAIN items at or after `since` (a timestamp()), newest first."""
+    found = []
+    for item in _query(model, "RETRAIN#", ScanIndexForward=False):
+        if item["at"] < since:
+            break
+        found.append(item)
+    return found
