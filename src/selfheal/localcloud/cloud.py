@@ -26,6 +26,7 @@ import yaml
 from moto import mock_aws
 
 from ..code import code_version, publish_code
+from .audit import CallAudit
 from .deploy import deploy_template
 from .eventbridge import patch_moto_events
 from .faults import Faults
@@ -58,7 +59,8 @@ class LocalCloud:
         self.faults = Faults()
         self.template = Template.load(root / "template.yaml", stack_name,
                                       LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
-        self.router = FunctionRouter(self.work_dir / "logs")
+        self.audit = CallAudit()
+        self.router = FunctionRouter(self.work_dir / "logs", acting_as=self.audit.acting_as)
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
         self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, time_scale)
         self.delivered: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (target, event), in order
@@ -88,6 +90,7 @@ class LocalCloud:
         self._mock.start()
         self._undo += [
             route_thread_output(),
+            self.audit.patch(),
             patch_moto_invoke(self.router),
             patch_moto_sagemaker(self.jobs),
             patch_moto_hosting(self.hosting),

@@ -82,13 +82,14 @@ class Invocation:
 class FunctionRouter:
     """Runs template functions in-process. One invoke at a time: os.environ is process-wide."""
 
-    def __init__(self, log_dir: Path, before_invoke: Callable[[FunctionSpec], None] | None = None) -> None:
+    def __init__(self, log_dir: Path,
+                 acting_as: Callable[[str], contextlib.AbstractContextManager[None]] | None = None) -> None:
         self._specs: dict[str, FunctionSpec] = {}
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.RLock()
         self._log_dir = log_dir
         self._logs: dict[str, io.TextIOBase] = {}
-        self._before_invoke = before_invoke
+        self._acting_as = acting_as or (lambda principal: contextlib.nullcontext())
         self.invocations: list[Invocation] = []
         self.current: FunctionSpec | None = None
 
@@ -105,9 +106,7 @@ class FunctionRouter:
     def invoke(self, name_or_arn: str, event: Any) -> Any:
         """Invoke synchronously; raise FunctionError as Lambda reports a handler's exception."""
         spec = self.spec(name_or_arn)
-        with self._lock, self._environment(spec), self._log_to(spec):
-            if self._before_invoke:
-                self._before_invoke(spec)
+        with self._lock, self._environment(spec), self._log_to(spec), self._acting_as(spec.logical_id):
             started = time.time()
             self.current = spec
             error = None
