@@ -1,7 +1,10 @@
-"""Every AWS API call a function makes on the local cloud, with the IAM action and resource it needs.
+"""Every AWS API call a function makes on the local cloud, with the IAM action and resource it needs;
+and, at the same point, the API errors AWS documents, injected on purpose.
 
-Checking these against template.yaml's roles (selfheal.iam) proves least privilege both ways at runtime:
-a function that calls something its role does not grant fails the check here instead of on AWS.
+Checking the calls against template.yaml's roles (selfheal.iam) proves least privilege at runtime: a
+function that calls something its role does not grant fails the check here instead of on AWS. A fault
+`api:<service>:<Operation>` (e.g. `api:dynamodb:PutItem`) of kind `<ErrorCode>` (e.g.
+`ProvisionedThroughputExceededException`, `SlowDown`) makes that call fail as the service would.
 """
 
 from __future__ import annotations
@@ -13,8 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
+from .faults import Faults
 from .template import ACCOUNT_ID, REGION
+
+# HTTP status AWS answers each injectable error with (throttling and server errors are retryable).
+_ERROR_STATUS = {"ProvisionedThroughputExceededException": 400, "ThrottlingException": 400,
+                 "RequestLimitExceeded": 400, "SlowDown": 503, "InternalError": 500, "ServiceUnavailable": 503,
+                 "InternalServerError": 500, "AccessDenied": 403, "NoSuchKey": 404}
 
 _IAM_PREFIX = {"stepfunctions": "states", "sagemaker-runtime": "sagemaker"}
 # Operations whose IAM action differs from their API name.
@@ -39,8 +49,9 @@ class Call:
 
 
 class CallAudit:
-    def __init__(self) -> None:
+    def __init__(self, faults: Faults) -> None:
         self.calls: list[Call] = []
+        self._faults = faults
         self._local = threading.local()
 
     @contextlib.contextmanager
@@ -58,10 +69,15 @@ class CallAudit:
         audit = self
 
         def make_api_call(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+            service = client.meta.service_model.service_name
             principal = getattr(audit._local, "principal", None)
             if principal:
-                audit.calls.append(Call(principal, client.meta.service_model.service_name, operation_name,
-                                        dict(api_params)))
+                audit.calls.append(Call(principal, service, operation_name, dict(api_params)))
+            fault = audit._faults.take(f"api:{service}:{operation_name}")
+            if fault:
+                raise ClientError({"Error": {"Code": fault.kind, "Message": f"injected fault: {fault.kind}"},
+                                   "ResponseMetadata": {"HTTPStatusCode": _ERROR_STATUS.get(fault.kind, 400)}},
+                                  operation_name)
             return original(client, operation_name, api_params)
 
         BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]

@@ -59,8 +59,8 @@ class LocalCloud:
         self.faults = Faults()
         self.template = Template.load(root / "template.yaml", stack_name,
                                       LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
-        self.audit = CallAudit()
-        self.router = FunctionRouter(self.work_dir / "logs", acting_as=self.audit.acting_as)
+        self.audit = CallAudit(self.faults)
+        self.router = FunctionRouter(self.work_dir / "logs", self.faults, acting_as=self.audit.acting_as)
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
         self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, time_scale)
         self.delivered: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (target, event), in order

@@ -27,6 +27,15 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from .faults import Faults
+
+# Faults the Lambda service reports under these names (Step Functions sees them as Lambda.<name>).
+_SERVICE_FAULTS = {
+    "throttle": ("Lambda.TooManyRequestsException", "Rate Exceeded."),
+    "timeout": ("Sandbox.Timedout", "Task timed out after the function's timeout"),
+    "service": ("Lambda.ServiceException", "injected fault: the Lambda service failed"),
+}
+
 
 @dataclass
 class FunctionSpec:
@@ -82,12 +91,13 @@ class Invocation:
 class FunctionRouter:
     """Runs template functions in-process. One invoke at a time: os.environ is process-wide."""
 
-    def __init__(self, log_dir: Path,
+    def __init__(self, log_dir: Path, faults: Faults,
                  acting_as: Callable[[str], contextlib.AbstractContextManager[None]] | None = None) -> None:
         self._specs: dict[str, FunctionSpec] = {}
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.RLock()
         self._log_dir = log_dir
+        self._faults = faults
         self._logs: dict[str, io.TextIOBase] = {}
         self._acting_as = acting_as or (lambda principal: contextlib.nullcontext())
         self.invocations: list[Invocation] = []
@@ -106,6 +116,10 @@ class FunctionRouter:
     def invoke(self, name_or_arn: str, event: Any) -> Any:
         """Invoke synchronously; raise FunctionError as Lambda reports a handler's exception."""
         spec = self.spec(name_or_arn)
+        fault = self._faults.take(f"lambda:{spec.logical_id}")
+        if fault and fault.kind in _SERVICE_FAULTS:
+            # The Lambda service itself refuses or cuts the invocation, before or around the handler.
+            raise FunctionError(*_SERVICE_FAULTS[fault.kind])
         with self._lock, self._environment(spec), self._log_to(spec), self._acting_as(spec.logical_id):
             started = time.time()
             self.current = spec
@@ -113,7 +127,13 @@ class FunctionRouter:
             try:
                 handler = self._handler(spec)
                 context = LambdaContext(spec.name, spec.arn, spec.memory, spec.timeout)
-                return handler(json.loads(json.dumps(event)), context)
+                if fault and fault.kind == "raise":
+                    raise RuntimeError("injected fault: the handler raised before doing anything")
+                result = handler(json.loads(json.dumps(event)), context)
+                if fault and fault.kind == "crash_after":
+                    # The handler's side effects happened; the response is lost (a crash before replying).
+                    raise RuntimeError("injected fault: the function died after its side effects")
+                return result
             except Exception as exc:
                 error = type(exc).__name__
                 traceback.print_exc()
