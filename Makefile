@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 
 ## setup: .venv with the project, the local cloud and the test tools; the SAM CLI, checkov and the
 ## sagemaker SDK each in an environment of its own (each pins versions the others fight over)
-setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(DEPLOY_VENV)/.installed
+setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(DEPLOY_VENV)/.installed chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ $(DEPLOY_VENV)/.installed:
 	$(DEPLOY_VENV)/bin/pip install --quiet --upgrade pip
 	$(DEPLOY_VENV)/bin/pip install --quiet sagemaker==$(SAGEMAKER_VERSION)
 	touch $@
+
+# The report test renders report.html in a real headless browser: Debian's Chromium.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 ## demo: the whole self-healing loop on generated data, on the local cloud
 demo: setup

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from .scenario import ScenarioError, load_scenario
 
+STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="selfheal", description=__doc__)
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for data, report.json and logs")
     demo.add_argument("--rows", type=int, default=3000, help="rows in the first dataset")
     demo.add_argument("--seed", type=int, default=42)
+    graph = commands.add_parser("graph", help="draw each state machine (SVG and Mermaid) from statemachines/")
+    graph.add_argument("--out", type=Path, default=Path("docs/statemachines"))
     deploy = commands.add_parser("deploy", help="build and deploy to AWS (see `selfheal deploy --help`)",
                                  add_help=False)
     deploy.add_argument("rest", nargs=argparse.REMAINDER)
@@ -40,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import run_demo
 
         run_demo(args.out, rows=args.rows, seed=args.seed)
+        return 0
+    if args.command == "graph":
+        from .graph import write_graphs
+
+        for path in write_graphs(args.out, STATEMACHINES):
+            print(path)
         return 0
     if args.command == "deploy":
         from .deploy import main as deploy_main
@@ -58,7 +68,8 @@ def _local_run(scenario_path: Path, out: Path) -> int:
     from .runner import run_scenario  # the local cloud is heavy to import: only when a run starts
 
     report = run_scenario(scenario, out)
-    print(f"report: {out / 'report.json'} ({len(report['runs'])} runs, {len(report['quarantined'])} quarantined)")
+    print(f"report: {out / 'report.json'} and {out / 'report.html'} "
+          f"({len(report['runs'])} runs, {len(report['quarantined'])} quarantined)")
     return 0
 
 

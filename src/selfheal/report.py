@@ -154,7 +154,8 @@ def endpoints(cloud: LocalCloud, models: list[str]) -> dict[str, Any]:
             "status": status,
             "model_package_arn": item.get("model_package_arn"),
             "history": [{"model_package_arn": h.get("model_package_arn"), "outcome": h.get("outcome"),
-                         "run_id": h.get("run_id"), "reason": h.get("reason")} for h in item.get("history", [])],
+                         "run_id": h.get("run_id"), "reason": h.get("reason"), "at": h.get("at")}
+                        for h in item.get("history", [])],
         }
     return found
 
@@ -174,6 +175,7 @@ def monitoring(cloud: LocalCloud, models: list[str]) -> list[dict[str, Any]]:
                 "reason": item.get("reason"),
                 "run_id": item.get("run_id"),
                 "drift": item.get("drift", {}),
+                "threshold": item.get("threshold"),
                 "rows": item.get("rows"),
             })
     return found

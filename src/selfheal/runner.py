@@ -11,12 +11,15 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from .html_report import write_html
 from .localcloud import LocalCloud
+from .localcloud.cloud import REPO_ROOT
 from .report import build_report, endpoint_name, executions
 from .scenario import Scenario, Step
 
 Print = Callable[[str], None]
 STEP_TIMEOUT_SECONDS = 900
+STATEMACHINES = REPO_ROOT / "statemachines"
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, echo: Print = print,
@@ -41,6 +44,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, echo: Print = print,
             echo(f"  done in {time.monotonic() - started:.1f}s")
         report = build_report(cloud, scenario.models, traffic)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    write_html(report, out_dir / "report.html", STATEMACHINES)
     return report
 
 
