@@ -4,6 +4,9 @@
   parameter validation off and refuses `.sync`; here the request is sent to the (validated) SageMaker
   API and `.sync` polls Describe* until the job ends, failing the task with `States.TaskFailed` and the
   Describe output as its cause, as AWS does. API errors surface as `SageMaker.AmazonSageMakerException`.
+* `states:startExecution(.sync|.sync:2)`: moto's engine passes the ASL's Step Functions-cased parameters
+  (StateMachineArn, Name, Input) straight to boto3, which wants the API's own (stateMachineArn, ...); they are
+  mapped through the API's input shape, as AWS does.
 * A clock: Retry intervals and Wait states run `time_scale` times faster, so the local cloud can run the
   same ASL (with production-sized backoffs) in seconds.
 """
@@ -34,6 +37,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resou
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
@@ -52,6 +58,13 @@ _OPTIMIZED_ACTIONS = {"CreateEndpoint", "CreateEndpointConfig", "CreateHyperPara
                       "CreateLabelingJob", "CreateModel", "CreateProcessingJob", "CreateTrainingJob",
                       "CreateTransformJob", "UpdateEndpoint"}
 _sagemaker_model = botocore.session.get_session().get_service_model("sagemaker")
+_sfn_model = botocore.session.get_session().get_service_model("stepfunctions")
+
+
+def _sfn_operation(action: str) -> Any:
+    """'startExecution' or 'describe_execution' → the Step Functions API operation model."""
+    name = "".join(part[:1].upper() + part[1:] for part in action.split("_"))
+    return _sfn_model.operation_model(name)
 
 
 def _json_native(value: Any) -> Any:
@@ -162,11 +175,36 @@ def patch_engine(time_scale: float, poll_seconds: float) -> Callable[[], None]:
         if wait_seconds > 0:
             env.program_state_event.wait(wait_seconds * time_scale)
 
+    original_sfn_normalise = StateTaskServiceSfn._normalise_parameters
+
+    original_sfn_eval = StateTaskServiceSfn._eval_service_task
+
+    def sfn_normalise(self: StateTaskServiceSfn, parameters: dict, boto_service_name: str | None = None,
+                      service_action_name: str | None = None) -> None:
+        original_sfn_normalise(self, parameters, boto_service_name, service_action_name)
+        self._to_boto_request(parameters, _sfn_operation(service_action_name or self.resource.api_action).input_shape)
+
+    def sfn_normalise_response(self: StateTaskServiceSfn, response: Any, boto_service_name: str | None = None,
+                               service_action_name: str | None = None) -> None:
+        operation = _sfn_operation(service_action_name or self.resource.api_action)
+        self._from_boto_response(response, operation.output_shape)
+        response.update(_json_native(response))  # in place: the engine holds this dict
+
+    def sfn_eval(self: StateTaskServiceSfn, env: Any, **kwargs: Any) -> None:
+        original_sfn_eval(self, env=env, **kwargs)
+        self._normalise_response(env.stack[-1])
+
+    StateTaskServiceSfn._normalise_parameters = sfn_normalise  # type: ignore[method-assign]
+    StateTaskServiceSfn._normalise_response = sfn_normalise_response  # type: ignore[method-assign]
+    StateTaskServiceSfn._eval_service_task = sfn_eval  # type: ignore[method-assign]
     state_task_factory.state_task_service_for = service_for
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
     wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
 
     def undo() -> None:
+        StateTaskServiceSfn._normalise_parameters = original_sfn_normalise  # type: ignore[method-assign]
+        del StateTaskServiceSfn._normalise_response  # moto's own is the base class's (a no-op)
+        StateTaskServiceSfn._eval_service_task = original_sfn_eval  # type: ignore[method-assign]
         state_task_factory.state_task_service_for = original_factory
         retrier_decl.time = original_sleep
         wait_function.WaitFunction._wait_interval = original_wait  # type: ignore[method-assign]
