@@ -42,6 +42,8 @@ def deploy_template(cloud: LocalCloud) -> Resources:
         cloud.client("sns").create_topic(Name=template.physical[logical_id])
     for logical_id in _live(template, "AWS::SQS::Queue"):
         cloud.client("sqs").create_queue(QueueName=template.physical[logical_id])
+    for logical_id in _live(template, "AWS::Scheduler::ScheduleGroup"):
+        cloud.client("scheduler").create_schedule_group(Name=template.physical[logical_id])
     for logical_id in _live(template, "AWS::Serverless::Function"):
         resources.functions[logical_id] = _function(cloud, template, logical_id)
     for logical_id in _live(template, "AWS::Serverless::StateMachine"):
