@@ -1,8 +1,9 @@
 """RecordRun: the end of every TrainingPipeline execution, whatever its outcome.
 
-Records the outcome in the run's ledger item, releases the model's lock, crowns the package as
-CHAMPION when it was registered and approved, notifies, and then starts the next run if uploads
-arrived while this one was in flight (the trigger policy decides)."""
+Records the outcome in the run's ledger item, releases the model's lock, notifies, and then starts
+the next run if uploads arrived while this one was in flight (the trigger policy decides). The CHAMPION
+is the model that serves: DeployPipeline's RecordDeployment sets it when a rollout succeeds, so a package
+that was registered but never served (pending approval, or rolled back) never becomes the champion."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from selfheal_shared import aws, ledger, notify
+from selfheal_shared import ledger, notify
 from selfheal_shared.events import RecordRunRequest
 from selfheal_shared.idempotency import run_once
 from selfheal_shared.runs import maybe_start_run
@@ -39,10 +40,8 @@ def record_outcome(request: RecordRunRequest) -> dict[str, Any]:
         fields |= {"error": request.error.error, "cause": request.error.cause}
     run = ledger.update_run(request.model, request.run_id, **fields)
     lock_released = ledger.release_lock(request.model, request.run_id)
-    approval_status, champion = crown(request, run)
     outcome = {"run_id": request.run_id, "model": request.model, "status": request.status,
                "decision": request.decision, "model_package_arn": request.model_package_arn,
-               "approval_status": approval_status, "champion_updated": champion is not None,
                "lock_released": lock_released}
     notify.publish(
         f"selfheal {request.model}: run {request.decision} ({request.run_id})",
@@ -53,21 +52,3 @@ def record_outcome(request: RecordRunRequest) -> dict[str, Any]:
     )
     metrics.add_metric(name=OUTCOME_METRIC[request.decision], unit=MetricUnit.Count, value=1)
     return outcome
-
-
-def crown(request: RecordRunRequest, run: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    """Make an approved, registered package the CHAMPION. Returns (approval status, champion)."""
-    if request.decision not in {"registered", "deployed"} or not request.model_package_arn:
-        return None, None
-    package = aws.sagemaker().describe_model_package(ModelPackageName=request.model_package_arn)
-    status = package["ModelApprovalStatus"]
-    if status != "Approved":
-        return status, None
-    champion = ledger.set_champion(
-        request.model,
-        model_package_arn=request.model_package_arn,
-        run_id=request.run_id,
-        model_data_url=package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
-        metrics=run.get("metrics") or {},
-    )
-    return status, champion

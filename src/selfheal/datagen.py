@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "usage_gb", "age", "plan", "region", "payment"]
-SHIFTED_FEATURES = ["monthly_charges", "usage_gb", "plan"]
+SHIFTED_FEATURES = ["monthly_charges", "support_calls", "usage_gb", "plan"]
 TARGET = "churned"
 
 

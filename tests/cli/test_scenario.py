@@ -57,7 +57,8 @@ def test_a_config_given_as_a_path_is_read_from_that_file(tmp_path, data_file):
     ("models: {m: {config: missing.yaml}}\nsteps: [{monitor: {model: m}}]", "models.m.config: no such file"),
     ("models: {m: {}}\nsteps: [{monitor: {model: m}}]", "models.m: needs 'config'"),
     ("models: [\n", "not valid YAML"),
-    ("models: {m: {config: {target: t}}}\nsteps: [{monitor: {model: m}}]\nextra: 1", "unknown top-level field(s): extra"),
+    ("models: {m: {config: {target: t}}}\nsteps: [{monitor: {model: m}}]\nextra: 1",
+     "unknown top-level field(s): extra"),
 ])
 def test_an_invalid_scenario_is_refused_with_a_message_naming_the_problem(tmp_path, data_file, text, message):
     with pytest.raises(ScenarioError) as caught:

@@ -15,7 +15,8 @@ from selfheal.localcloud import LocalCloud
 from .conftest import CHURN_CONFIG, IDLE_TIMEOUT, ledger_items, report
 
 ROOT = Path(__file__).resolve().parents[2]
-REGISTERED_PATH = ["Preprocess", "Train", "Evaluate", "Gate", "GateChoice", "Register", "RecordRegistered"]
+DEPLOYED_PATH = ["Preprocess", "Train", "Evaluate", "Gate", "GateChoice", "Register", "ApprovalChoice", "Deploy",
+                 "DeployOutcome", "RecordDeployed"]
 
 
 def s3_json(cloud: LocalCloud, uri: str) -> dict:
@@ -35,15 +36,16 @@ def upload_and_wait(cloud: LocalCloud, csv: Path, config: dict | None = None) ->
     return report(cloud)
 
 
-def test_an_upload_is_trained_gated_and_registered_with_metrics_the_script_reproduces(cloud, churn_csv, tmp_path):
+def test_an_upload_is_trained_gated_registered_and_deployed_with_metrics_the_script_reproduces(
+        cloud, churn_csv, tmp_path):
     # Given a model configuration and a labelled dataset
     # When the dataset lands in incoming/
     result = upload_and_wait(cloud, churn_csv)
 
-    # Then one run went the whole way and registered an approved model package
+    # Then one run went the whole way: an approved model package, registered and deployed
     (run,) = result["runs"]
-    assert run["status"] == "SUCCEEDED" and run["decision"] == "registered", run
-    assert run["states"] == REGISTERED_PATH
+    assert run["status"] == "SUCCEEDED" and run["decision"] == "deployed", run
+    assert run["states"] == DEPLOYED_PATH
     assert run["trigger"] == "upload" and run["gate"]["passed"] is True and run["gate"]["reasons"]
     assert run["metrics"]["auc"] >= 0.75
     package = cloud.client("sagemaker").describe_model_package(ModelPackageName=run["model_package_arn"])
@@ -104,7 +106,7 @@ def test_a_training_job_that_loses_its_capacity_is_retried_and_the_run_recovers(
     result = upload_and_wait(cloud, churn_csv)
     # Then the Train state retried with a new job name, and the run registered a model
     (run,) = result["runs"]
-    assert run["decision"] == "registered", run
+    assert run["decision"] == "deployed", run
     jobs = {name: job for name, job in cloud.jobs.jobs.items() if job.kind == "training"}
     statuses = sorted((name.rsplit("-", 1)[-1], job.status) for name, job in jobs.items())
     assert statuses == [("0", "Failed"), ("1", "Completed")]
@@ -192,4 +194,4 @@ def test_a_parquet_upload_trains_like_a_csv(cloud, churn_csv, tmp_path):
     pd.read_csv(churn_csv).to_parquet(parquet)
     result = upload_and_wait(cloud, parquet)
     (run,) = result["runs"]
-    assert run["decision"] == "registered", run
+    assert run["decision"] == "deployed", run

@@ -1,5 +1,6 @@
 """Fixtures for the functions' tests: the moto account and helpers of
-tests/shared/selfheal_aws_fixtures.py, and `load_handler`, which imports functions/<name>/app.py."""
+tests/shared/selfheal_aws_fixtures.py (and serving_fixtures.py for the serving side), and
+`load_handler`, which imports functions/<name>/app.py."""
 
 import importlib.util
 import sys
@@ -12,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
 from selfheal_aws_fixtures import ROOT, aws_env, cloud, lambda_context  # noqa: E402, F401 - fixtures
+from serving_fixtures import endpoint, serving_cloud, serving_env  # noqa: E402, F401 - fixtures
 
 # As in Lambda, where a function's folder is its code root, its modules import their siblings by
 # name (`from ingest import ...`); the sibling module names are distinct across functions.

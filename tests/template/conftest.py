@@ -7,6 +7,7 @@ Helpers reach the tests as fixtures (not imports), so they work under any pytest
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -83,7 +84,71 @@ STATE_AFTER_TASKS: dict[str, Any] = {
     "error": {"Error": "States.TaskFailed", "Cause": "{}"},
 }
 
-_FORMAT = re.compile(r"^States\.Format\('((?:[^'\\]|\\.)*)'((?:\s*,\s*[^,()]+)*)\)$")
+# A sample execution of each state machine: its input with what its tasks put at their ResultPaths.
+DEPLOY_EXECUTION = "deploy-" + "5" * 64
+PACKAGE_ARN = STATE_AFTER_TASKS["register"]["model_package_arn"]
+DEPLOY_NAME = "selfheal-churn-with-a-long-model-na-1a2b3c4d5e6f"
+STATE_IN_DEPLOY: dict[str, Any] = {
+    "model": "churn",
+    "model_package_arn": PACKAGE_ARN,
+    "run_id": RUN_ID,
+    "deploy": {
+        "endpoint_name": "selfheal-" + "c" * 54,
+        "endpoint_exists": True,
+        "previous_config": "selfheal-churn-0a1b2c3d4e5f",
+        "model_name": DEPLOY_NAME,
+        "endpoint_config_name": DEPLOY_NAME,
+        "instance_type": "ml.m5.large",
+        "instance_count": 2,
+        "capture_percent": 100,
+        "capture_uri": f"s3://{BUCKET}/capture/churn",
+        "routing": {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                    "WaitIntervalInSeconds": 300},
+        "baking_seconds": 300,
+        "max_deploy_seconds": 3600,
+        "alarms": [{"AlarmName": "selfheal-churn-5xx-errors"}, {"AlarmName": "selfheal-churn-model-latency"}],
+        "test_uri": f"{ARTIFACTS}/preprocess/test/test.csv",
+        "baseline_uri": f"{ARTIFACTS}/preprocess/baseline",
+        "target": "churned",
+        "problem": "binary",
+        "poll_seconds": 30,
+        "max_polls": 140,
+    },
+    "polls": {"count": 3},
+    "endpoint": {"EndpointStatus": "InService", "EndpointConfigName": DEPLOY_NAME},
+    "restored": {"EndpointStatus": "InService", "EndpointConfigName": "selfheal-churn-0a1b2c3d4e5f"},
+    "failure": {"Error": "SmokeTestFailed", "Cause": "{}"},
+    "error": {"Error": "States.TaskFailed", "Cause": "{}"},
+}
+MONITOR_EXECUTION = "monitor-churn-0123456789ab"
+STATE_IN_MONITOR: dict[str, Any] = {
+    "model": "churn",
+    "window": {
+        "has_data": True,
+        "reason": "2 capture file(s) to analyse",
+        "endpoint_name": "selfheal-churn",
+        "start": "2026-01-01T00:00:00.000000Z",
+        "end": "2026-01-01T01:00:00.000000Z",
+        "files": 2,
+        "baseline_uri": f"s3://{BUCKET}/monitoring/churn/{MONITOR_EXECUTION}/baseline",
+        "manifest_uri": f"s3://{BUCKET}/monitoring/churn/{MONITOR_EXECUTION}/input/capture.manifest",
+        "report_uri": f"s3://{BUCKET}/monitoring/churn/{MONITOR_EXECUTION}/report",
+        "code_uri": CODE,
+        "job_prefix": "churn-with-a-long-model-name-1a2b3c4d5e6f"[:40],
+        "instance_type": "ml.m5.large",
+    },
+    "analysis": {"ProcessingJobName": "churn-1a2b3c4d5e6f-mon-0", "ProcessingJobStatus": "Completed"},
+    "error": {"Error": "States.TaskFailed", "Cause": "{}"},
+}
+# Each state machine with its sample state and execution name, for the tests that fill its tasks.
+SAMPLES: dict[str, tuple[dict[str, Any], str]] = {
+    "TrainingPipeline": (STATE_AFTER_TASKS, RUN_ID),
+    "DeployPipeline": (STATE_IN_DEPLOY, DEPLOY_EXECUTION),
+    "MonitorPipeline": (STATE_IN_MONITOR, MONITOR_EXECUTION),
+}
+
+_TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^'\\]|\\.)*')|(?P<number>-?\d+(?:\.\d+)?)|(?P<call>States\.\w+)\(|"
+                    r"(?P<path>\$\$?[\w.\[\]]*)|(?P<close>\))|(?P<comma>,))")
 
 
 def _path(document: Any, path: str) -> Any:
@@ -95,20 +160,64 @@ def _path(document: Any, path: str) -> Any:
     return value
 
 
-def _expression(text: str, state: Any, context: Any) -> Any:
-    if text.startswith("$$"):
-        return _path(context, text[1:])
-    if text.startswith("$"):
-        return _path(state, text)
-    match = _FORMAT.match(text)
-    if match is None:
-        raise ValueError(f"the test evaluator does not know {text!r}: teach it, or simplify the ASL")
-    template, args = match.group(1), [a.strip() for a in match.group(2).split(",") if a.strip()]
-    values = [_expression(a, state, context) for a in args]
+def _format(template: str, *values: Any) -> str:
     if template.count("{}") != len(values):
-        raise ValueError(f"{text!r}: {template.count('{}')} placeholders for {len(values)} arguments")
+        raise ValueError(f"{template!r}: {template.count('{}')} placeholders for {len(values)} arguments")
     pieces = template.split("{}")
     return pieces[0] + "".join(str(v) + rest for v, rest in zip(values, pieces[1:], strict=True))
+
+
+def _hash(data: str, algorithm: str) -> str:
+    return hashlib.new(algorithm.replace("-", "").lower(), data.encode("utf-8")).hexdigest()
+
+
+# The intrinsic functions the ASL uses, as AWS documents them.
+_FUNCTIONS = {
+    "States.Format": _format,
+    "States.Hash": _hash,
+    "States.Array": lambda *values: list(values),
+    "States.MathAdd": lambda a, b: a + b,
+}
+
+
+def _expression(text: str, state: Any, context: Any) -> Any:
+    """A JSONPath ($ or $$) or an intrinsic function call, nested calls included."""
+    tokens, position = [], 0
+    while text[position:].strip():
+        match = _TOKEN.match(text, position)
+        if match is None:
+            raise ValueError(f"the test evaluator cannot read {text!r} from {text[position:]!r}")
+        tokens.append((match.lastgroup, match.group(match.lastgroup)))
+        position = match.end()
+    value, rest = _evaluate(tokens, state, context, text)
+    if rest:
+        raise ValueError(f"unexpected text after the expression in {text!r}")
+    return value
+
+
+def _evaluate(tokens: list[tuple[str | None, str]], state: Any, context: Any, text: str) -> tuple[Any, list]:
+    if not tokens:
+        raise ValueError(f"the test evaluator cannot read {text!r}")
+    (kind, value), rest = tokens[0], tokens[1:]
+    if kind == "path":
+        return (_path(context, value[1:]) if value.startswith("$$") else _path(state, value)), rest
+    if kind == "string":
+        return value[1:-1].replace("\\'", "'"), rest
+    if kind == "number":
+        return (float(value) if "." in value else int(value)), rest
+    if kind == "call":
+        if value not in _FUNCTIONS:
+            raise ValueError(f"the test evaluator does not know {value}: teach it, or simplify the ASL")
+        arguments = []
+        while rest and rest[0][0] != "close":
+            argument, rest = _evaluate(rest, state, context, text)
+            arguments.append(argument)
+            if rest and rest[0][0] == "comma":
+                rest = rest[1:]
+        if not rest:
+            raise ValueError(f"unclosed call in {text!r}")
+        return _FUNCTIONS[value](*arguments), rest[1:]
+    raise ValueError(f"the test evaluator cannot read {text!r}")
 
 
 def fill_parameters(template: Any, state: Any, context: Any) -> Any:
@@ -173,10 +282,12 @@ def render(state_machines: dict[str, dict[str, Any]]) -> Callable[[TemplatePolic
 
 @pytest.fixture(scope="session")
 def fill() -> Callable[..., Any]:
-    """fill(parameters, state=STATE_AFTER_TASKS, retry_count=0) -> the request the Task sends."""
+    """fill(parameters, state=STATE_AFTER_TASKS, retry_count=0, machine="TrainingPipeline") -> the request the Task
+    sends; `machine` picks that state machine's sample state and execution name (SAMPLES)."""
 
-    def _fill(parameters: Any, state: Any = None, retry_count: int = 0) -> Any:
-        context = {"State": {"RetryCount": retry_count, "Name": "Task"}, "Execution": {"Name": RUN_ID}}
-        return fill_parameters(parameters, STATE_AFTER_TASKS if state is None else state, context)
+    def _fill(parameters: Any, state: Any = None, retry_count: int = 0, machine: str = "TrainingPipeline") -> Any:
+        sample, execution = SAMPLES[machine]
+        context = {"State": {"RetryCount": retry_count, "Name": "Task"}, "Execution": {"Name": execution}}
+        return fill_parameters(parameters, sample if state is None else state, context)
 
     return _fill

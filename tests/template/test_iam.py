@@ -35,6 +35,11 @@ STAR_RESOURCE_ONLY = {
     "ecr:GetAuthorizationToken",
     # Metrics have no resource; the statement is limited by the cloudwatch:namespace condition.
     "cloudwatch:PutMetricData",
+    # A scalable target's ARN is made up by Application Auto Scaling when it is registered; the statements
+    # are held to SageMaker variants by the service-namespace and scalable-dimension conditions.
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:DeregisterScalableTarget",
     # EC2 Describe* actions take no resource (only with the optional VPC).
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeVpcs",
@@ -53,6 +58,23 @@ SYNC_RULES = {
     "createTrainingJob": ("training-job", "TrainingJobName", "TrainingJob", "TrainingJobs"),
 }
 SAGEMAKER_TASK = re.compile(r"^arn:aws:states:::sagemaker:(\w+?)(\.sync)?$")
+SDK_TASK = re.compile(r"^arn:aws:states:::aws-sdk:sagemaker:(\w+)$")
+SAGEMAKER_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
+# SageMaker hosting calls, by optimized integration: (action, resource kind, name field).
+HOSTING = {
+    "createModel": ("CreateModel", "model", "ModelName"),
+    "createEndpointConfig": ("CreateEndpointConfig", "endpoint-config", "EndpointConfigName"),
+    "createEndpoint": ("CreateEndpoint", "endpoint", "EndpointName"),
+    "updateEndpoint": ("UpdateEndpoint", "endpoint", "EndpointName"),
+}
+# Roles that may pass which role to which service: the pipelines the SageMaker role to SageMaker,
+# RecordDeploymentFunction the scheduler role to EventBridge Scheduler.
+PASSES = {
+    ("TrainingPipelineRole", "SageMakerExecutionRole", "sagemaker.amazonaws.com"),
+    ("DeployPipelineRole", "SageMakerExecutionRole", "sagemaker.amazonaws.com"),
+    ("MonitorPipelineRole", "SageMakerExecutionRole", "sagemaker.amazonaws.com"),
+    ("RecordDeploymentFunctionRole", "MonitorSchedulerRole", "scheduler.amazonaws.com"),
+}
 
 
 def identity_statements(view: TemplatePolicies) -> list[Statement]:
@@ -103,19 +125,18 @@ def test_star_resources_only_where_the_service_has_nothing_narrower(view):
 def test_pass_role_only_to_the_sagemaker_role_and_only_for_sagemaker(view):
     # Given every role in the template, and every role it could pass
     roles = role_arns(view)
-    sagemaker_role = roles["SageMakerExecutionRole"]
+    services = ("sagemaker.amazonaws.com", "scheduler.amazonaws.com", "lambda.amazonaws.com", "ec2.amazonaws.com")
     for holder in roles:
         for target, arn in roles.items():
-            for service in ("sagemaker.amazonaws.com", "lambda.amazonaws.com", "ec2.amazonaws.com"):
+            for service in services:
                 # When the holder passes the target role to the service
                 granted = view.allowed(holder, "iam:PassRole", arn, {"iam:PassedToService": service})
-                # Then only the pipeline may, and only the SageMaker role to SageMaker
-                expected = (
-                    holder == "TrainingPipelineRole" and arn == sagemaker_role and service.startswith("sagemaker")
-                )
-                assert granted is expected, (holder, target, service)
+                # Then only the pipelines may pass the SageMaker role, to SageMaker, and only
+                # RecordDeploymentFunction the scheduler's role, to EventBridge Scheduler
+                assert granted is ((holder, target, service) in PASSES), (holder, target, service)
     # and never without saying to which service
-    assert not view.allowed("TrainingPipeline", "iam:PassRole", sagemaker_role)
+    for holder, target, _ in PASSES:
+        assert not view.allowed(holder, "iam:PassRole", roles[target])
 
 
 def implied_calls(state: dict[str, Any], sent: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
@@ -123,8 +144,30 @@ def implied_calls(state: dict[str, Any], sent: dict[str, Any]) -> list[tuple[str
     resource = state["Resource"]
     if resource == "arn:aws:states:::lambda:invoke":
         return [("lambda:InvokeFunction", sent["FunctionName"], {})]
+    if resource == "arn:aws:states:::states:startExecution.sync:2":
+        execution = sent["StateMachineArn"].replace(":stateMachine:", ":execution:") + f":{sent['Name']}"
+        rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
+        return [("states:StartExecution", sent["StateMachineArn"], {}), ("states:DescribeExecution", execution, {}),
+                ("states:StopExecution", execution, {}),
+                *[(f"events:{a}", rule, {}) for a in ("PutTargets", "PutRule", "DescribeRule")]]
+    sdk = SDK_TASK.match(resource)
+    if sdk:
+        action = sdk.group(1)[0].upper() + sdk.group(1)[1:]
+        return [(f"sagemaker:{action}", f"{SAGEMAKER_ARN}:endpoint/{sent['EndpointName'].lower()}", {})]
     match = SAGEMAKER_TASK.match(resource)
     assert match, f"no IAM expectations for {resource}: add them here"
+    if match.group(1) in HOSTING:
+        action, kind, name_field = HOSTING[match.group(1)]
+        arn = f"{SAGEMAKER_ARN}:{kind}/{sent[name_field].lower()}"
+        calls = [(f"sagemaker:{action}", arn, {})]
+        if "Tags" in sent:
+            calls.append(("sagemaker:AddTags", arn, {}))
+        if "ExecutionRoleArn" in sent:
+            calls.append(("iam:PassRole", sent["ExecutionRoleArn"], {"iam:PassedToService": "sagemaker.amazonaws.com"}))
+        if "EndpointConfigName" in sent and kind == "endpoint":
+            config = f"{SAGEMAKER_ARN}:endpoint-config/{sent['EndpointConfigName'].lower()}"
+            calls.append((f"sagemaker:{action}", config, {}))
+        return calls
     kind, name_field, noun, rule = SYNC_RULES[match.group(1)]
     job_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{sent[name_field].lower()}"
     calls = [(f"sagemaker:Create{noun}", job_arn, {}), ("sagemaker:AddTags", job_arn, {})]
@@ -136,16 +179,17 @@ def implied_calls(state: dict[str, Any], sent: dict[str, Any]) -> list[tuple[str
     return calls
 
 
-def test_the_pipeline_role_grants_every_call_its_tasks_make(view, render, fill):
-    # Given each Task of the rendered pipeline, filled from the sample input
-    definition = render(view, "TrainingPipeline")
+@pytest.mark.parametrize("machine", ["TrainingPipeline", "DeployPipeline", "MonitorPipeline"])
+def test_the_pipeline_role_grants_every_call_its_tasks_make(view, render, fill, machine):
+    # Given each Task of the rendered state machine, filled from its sample state
+    definition = render(view, machine)
     key = view.physical("Key", "Arn")
     calls = [
         call
         for state in definition["States"].values()
         if state["Type"] == "Task"
         for retry in (0, 3)
-        for call in implied_calls(state, fill(state["Parameters"], retry_count=retry))
+        for call in implied_calls(state, fill(state["Parameters"], retry_count=retry, machine=machine))
     ]
     # plus logging, tracing and the key grants for encrypted job volumes
     calls += [
@@ -164,8 +208,39 @@ def test_the_pipeline_role_grants_every_call_its_tasks_make(view, render, fill):
     calls += [("xray:PutTraceSegments", "*", {}), ("xray:PutTelemetryRecords", "*", {})]
     calls += [("kms:CreateGrant", key, {"kms:GrantIsForAWSResource": "true"}), ("kms:DescribeKey", key, {})]
     # Then the state machine's role allows each of them
-    missing = [c for c in calls if not view.allowed("TrainingPipeline", *c)]
+    missing = [c for c in calls if not view.allowed(machine, *c)]
     assert missing == []
+
+
+def test_the_serving_pipelines_reach_only_selfheal_resources(policies):
+    # Given SageMaker resources and functions that are not theirs
+    p = policies
+    others = {
+        "DeployPipeline": [
+            ("sagemaker:UpdateEndpoint", f"{SAGEMAKER_ARN}:endpoint/someone-elses-endpoint"),
+            ("sagemaker:DeleteEndpoint", f"{SAGEMAKER_ARN}:endpoint/prod-fraud"),
+            ("sagemaker:CreateModel", f"{SAGEMAKER_ARN}:model/adhoc"),
+            ("sagemaker:CreateProcessingJob", f"{SAGEMAKER_ARN}:processing-job/churn-1a2b-mon-0"),
+            ("lambda:InvokeFunction", p.physical("ViolationFunction", "Arn")),
+        ],
+        "MonitorPipeline": [
+            ("sagemaker:CreateProcessingJob", f"{SAGEMAKER_ARN}:processing-job/churn-1a2b-prep-0"),
+            ("sagemaker:UpdateEndpoint", f"{SAGEMAKER_ARN}:endpoint/selfheal-churn"),
+            ("lambda:InvokeFunction", p.physical("RecordDeploymentFunction", "Arn")),
+        ],
+    }
+    # Then none of them is allowed
+    for machine, calls in others.items():
+        allowed = [c for c in calls if p.allowed(machine, *c, {"iam:PassedToService": "sagemaker.amazonaws.com"})]
+        assert allowed == [], machine
+
+
+def test_the_scheduler_may_only_start_monitoring(policies):
+    p = policies
+    monitor = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:selfheal-MonitorPipeline"
+    assert p.allowed("MonitorSchedulerRole", "states:StartExecution", monitor)
+    assert not p.allowed("MonitorSchedulerRole", "states:StartExecution", monitor.replace("Monitor", "Training"))
+    assert not p.allowed("MonitorSchedulerRole", "lambda:InvokeFunction", p.physical("ViolationFunction", "Arn"))
 
 
 def test_the_pipeline_role_reaches_no_other_jobs_or_functions(policies):
@@ -258,7 +333,90 @@ def function_needs(p: TemplatePolicies) -> dict[str, list[tuple[str, str]]]:
             ("sagemaker:DescribeModelPackage", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/selfheal-churn/1"),
             *start_run,
         ],
+        **serving_needs(p, runtime, ledger, start_run),
     }
+
+
+def serving_needs(p: TemplatePolicies, runtime, ledger, start_run) -> dict[str, list[tuple[str, str]]]:
+    """The serving functions (docs/architecture.md, "Deploy and heal"); their autoscaling calls, which
+    need a condition context, are checked on their own below."""
+    bucket = p.physical("DataBucket", "Arn")
+    table = p.physical("LedgerTable", "Arn")
+    package = f"{SAGEMAKER_ARN}:model-package/selfheal-churn/2"
+    endpoint = f"{SAGEMAKER_ARN}:endpoint/selfheal-churn"
+    config = f"{SAGEMAKER_ARN}:endpoint-config/selfheal-churn-0a1b2c3d4e5f"
+    run = "artifacts/churn/churn-drift-9f8e7d6c5b4a"
+    monitoring = "monitoring/churn/monitor-churn-0123456789ab"
+    read_config = [("s3:GetObject", f"{bucket}/config/churn.yaml"), ("s3:ListBucket", bucket)]
+    return {
+        "PrepareDeployFunction": [
+            *runtime("PrepareDeployFunction"), *read_config,
+            ("sagemaker:DescribeModelPackage", package),
+            ("sagemaker:DescribeEndpoint", endpoint),
+            ("sagemaker:DescribeEndpointConfig", config),
+            ("cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:selfheal-churn-5xx-errors"),
+            ("cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:selfheal-churn-model-latency"),
+        ],
+        "SmokeTestFunction": [
+            *runtime("SmokeTestFunction"),
+            ("s3:GetObject", f"{bucket}/{run}/preprocess/test/test.csv"),
+            ("s3:ListBucket", bucket),
+            ("sagemaker:InvokeEndpoint", endpoint),
+        ],
+        "RecordDeploymentFunction": [
+            *runtime("RecordDeploymentFunction"), *read_config,
+            *[(f"dynamodb:{a}", table) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")],
+            ("sns:Publish", p.physical("NotifyTopic")),
+            ("sagemaker:DescribeModelPackage", package),
+            *[(f"sagemaker:{a}", endpoint) for a in ("DescribeEndpoint", "UpdateEndpointWeightsAndCapacities")],
+            ("sagemaker:DescribeEndpointConfig", config),
+            *[(f"scheduler:{a}", f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/"
+                                 f"{p.physical('MonitorScheduleGroup')}/selfheal-monitor-churn")
+              for a in ("CreateSchedule", "UpdateSchedule")],
+        ],
+        "ApprovalFunction": [
+            *runtime("ApprovalFunction"), *read_config,
+            ("sqs:SendMessage", p.physical("ApprovalDLQ", "Arn")),
+            ("sagemaker:DescribeModelPackage", package),
+            ("dynamodb:Query", table),
+            ("states:StartExecution", f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:selfheal-DeployPipeline"),
+        ],
+        "PrepareMonitorFunction": [
+            *runtime("PrepareMonitorFunction"), *read_config,
+            ("dynamodb:GetItem", table), ("dynamodb:Query", table),
+            ("s3:GetObject", f"{bucket}/{run}/preprocess/baseline/constraints.json"),
+            ("s3:PutObject", f"{bucket}/{monitoring}/baseline/constraints.json"),
+            ("s3:PutObject", f"{bucket}/{monitoring}/input/capture.manifest"),
+        ],
+        "ViolationFunction": [
+            *runtime("ViolationFunction"),
+            ("s3:GetObject", f"{bucket}/{monitoring}/report/constraint_violations.json"),
+            ("s3:GetObject", f"{bucket}/{monitoring}/report/drift_metrics.json"),
+            ("sns:Publish", p.physical("NotifyTopic")),
+            *ledger, *start_run,
+        ],
+    }
+
+
+def test_autoscaling_is_granted_only_for_sagemaker_variants(policies):
+    # Given the Application Auto Scaling calls RecordDeployment and PrepareDeploy make
+    target = "*"
+    variants = {"application-autoscaling:service-namespace": "sagemaker",
+                "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount"}
+    tables = {"application-autoscaling:service-namespace": "dynamodb",
+              "application-autoscaling:scalable-dimension": "dynamodb:table:ReadCapacityUnits"}
+    for function, action in (("RecordDeploymentFunction", "application-autoscaling:RegisterScalableTarget"),
+                             ("RecordDeploymentFunction", "application-autoscaling:PutScalingPolicy"),
+                             ("PrepareDeployFunction", "application-autoscaling:DeregisterScalableTarget")):
+        # Then they are allowed on endpoint variants, and on nothing else Application Auto Scaling scales
+        assert policies.allowed(function, action, target, variants), (function, action)
+        assert not policies.allowed(function, action, target, tables), (function, action)
+    # and the first registration may create Application Auto Scaling's role for SageMaker, and no other role
+    role = (f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
+    create = ("RecordDeploymentFunction", "iam:CreateServiceLinkedRole", role)
+    assert policies.allowed(*create, {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"})
+    assert not policies.allowed(*create, {"iam:AWSServiceName": "ecs.application-autoscaling.amazonaws.com"})
 
 
 def test_every_function_role_grants_what_the_function_does(policies):
@@ -293,6 +451,34 @@ def test_functions_cannot_touch_what_is_not_theirs(policies):
         "RecordRunFunction": [
             ("s3:PutObject", f"{bucket}/datasets/churn/a.csv"),
             ("s3:GetObject", f"{bucket}/incoming/churn/a.csv"),
+        ],
+        "PrepareDeployFunction": [
+            ("sagemaker:UpdateEndpoint", f"{SAGEMAKER_ARN}:endpoint/selfheal-churn"),
+            ("cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:prod-billing-errors"),
+            ("dynamodb:PutItem", p.physical("LedgerTable", "Arn")),
+        ],
+        "SmokeTestFunction": [
+            ("sagemaker:InvokeEndpoint", f"{SAGEMAKER_ARN}:endpoint/prod-fraud"),
+            ("s3:GetObject", f"{bucket}/datasets/churn/a.csv"),
+        ],
+        "RecordDeploymentFunction": [
+            ("sagemaker:UpdateEndpoint", f"{SAGEMAKER_ARN}:endpoint/selfheal-churn"),
+            ("scheduler:CreateSchedule", f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/selfheal-monitor-x"),
+            ("scheduler:DeleteSchedule", f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/"
+                                         f"{p.physical('MonitorScheduleGroup')}/selfheal-monitor-churn"),
+        ],
+        "ApprovalFunction": [
+            ("states:StartExecution", f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:selfheal-TrainingPipeline"),
+            ("dynamodb:PutItem", p.physical("LedgerTable", "Arn")),
+        ],
+        "PrepareMonitorFunction": [
+            ("s3:PutObject", f"{bucket}/artifacts/churn/r/preprocess/baseline/constraints.json"),
+            ("s3:GetObject", f"{bucket}/incoming/churn/a.csv"),
+            ("dynamodb:PutItem", p.physical("LedgerTable", "Arn")),
+        ],
+        "ViolationFunction": [
+            ("s3:PutObject", f"{bucket}/monitoring/churn/x/report/constraint_violations.json"),
+            ("states:StartExecution", f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:selfheal-DeployPipeline"),
         ],
     }
     for function, calls in forbidden.items():
@@ -331,6 +517,14 @@ def test_sagemaker_jobs_read_their_inputs_and_write_only_artifacts(policies, fil
             account, repository = image.split(".", 1)[0], image.split("/", 1)[1].split(":", 1)[0]
             repo_arn = f"arn:aws:ecr:{REGION}:{account}:repository/{repository}"
             assert p.allowed("SageMakerExecutionRole", "ecr:BatchGetImage", repo_arn)
+    # and, for the endpoints and the monitor, writes data capture and reports and reads them
+    monitoring = "monitoring/churn/monitor-churn-0123456789ab"
+    capture = "capture/churn/selfheal-churn/AllTraffic/2026/01/01/00/00-00-1.jsonl"
+    for key in (capture, f"{monitoring}/input/capture.manifest", f"{monitoring}/baseline/constraints.json"):
+        assert p.allowed("SageMakerExecutionRole", "s3:GetObject", f"{bucket}/{key}"), key
+    for key in (capture, f"{monitoring}/report/constraint_violations.json"):
+        assert p.allowed("SageMakerExecutionRole", "s3:PutObject", f"{bucket}/{key}"), key
+    assert p.allowed("SageMakerExecutionRole", "s3:ListBucket", bucket, {"s3:prefix": "capture/churn/"})
     # but never writes inputs, uploads, code or the ledger
     for key in ("code/v/train.py", "datasets/churn/a.csv", "incoming/churn/a.csv", "config/churn.yaml"):
         assert not p.allowed("SageMakerExecutionRole", "s3:PutObject", f"{bucket}/{key}"), key

@@ -1,6 +1,6 @@
-"""Every SageMaker task in the ASL sends a request SageMaker accepts: filled from a sample pipeline
-input and validated against botocore's service model, with and without the optional VPC. (The local
-cloud's engine calls services with parameter validation off, and AWS would only tell at run time.)"""
+"""Every SageMaker task in the ASL sends a request SageMaker accepts: filled from a sample state of its
+state machine and validated against botocore's service model, with and without the optional VPC. (The
+local cloud's engine calls services with parameter validation off, and AWS would only tell at run time.)"""
 
 from __future__ import annotations
 
@@ -11,9 +11,18 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-SAGEMAKER_TASK = re.compile(r"^arn:aws:states:::sagemaker:(\w+?)(\.sync|\.waitForTaskToken)?$")
+SAGEMAKER_TASK = re.compile(r"^arn:aws:states:::(?:aws-sdk:)?sagemaker:(\w+?)(\.sync|\.waitForTaskToken)?$")
 JOB_NAME_FIELDS = ("ProcessingJobName", "TrainingJobName")
 MAX_RETRY_COUNT = 9  # above every MaxAttempts in the ASL, so names are checked at their longest
+TASKS = {
+    "TrainingPipeline": {"Preprocess", "Train", "Evaluate"},
+    "DeployPipeline": {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint",
+                       "ExplainFailure", "RestorePreviousConfig", "DescribeRestoredEndpoint", "DeleteNewEndpoint"},
+    "MonitorPipeline": {"Analyze"},
+}
+# What runs in a container, network-isolated and in the VPC when one is configured.
+ISOLATED = {"Preprocess", "Train", "Evaluate", "Analyze", "CreateModel"}
+JOBS = {"Preprocess", "Train", "Evaluate", "Analyze"}
 
 
 def sagemaker_tasks(definition: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -31,23 +40,25 @@ def sagemaker_model() -> Any:
     return botocore.session.get_session().get_service_model("sagemaker")
 
 
+@pytest.mark.parametrize("machine", sorted(TASKS))
 @pytest.mark.parametrize("with_vpc", [False, True], ids=["no-vpc", "vpc"])
-def test_every_sagemaker_task_sends_a_valid_request(request, render, fill, sagemaker_model, with_vpc):
-    # Given the pipeline rendered as CloudFormation would, with or without the VPC parameters
+def test_every_sagemaker_task_sends_a_valid_request(request, render, fill, sagemaker_model, machine, with_vpc):
+    # Given the state machine rendered as CloudFormation would, with or without the VPC parameters
     view = request.getfixturevalue("vpc_policies" if with_vpc else "policies")
-    definition = render(view, "TrainingPipeline")
-    tasks = sagemaker_tasks(definition)
-    assert {name for name, _, _ in tasks} == {"Preprocess", "Train", "Evaluate"}
+    tasks = sagemaker_tasks(render(view, machine))
+    assert {name for name, _, _ in tasks} == TASKS[machine]
 
     for name, operation, parameters in tasks:
-        # When the task's parameters are filled from the sample input
-        sent = fill(parameters)
+        # When the task's parameters are filled from the sample state
+        sent = fill(parameters, machine=machine)
 
         # Then botocore's model of the operation accepts them
         shape = sagemaker_model.operation_model(operation).input_shape
         report = ParamValidator().validate(sent, shape)
         assert not report.has_errors(), f"{name} ({operation}):\n{report.generate_report()}"
-        # and the job runs network-isolated, in the VPC exactly when one is configured
+        if name not in ISOLATED:
+            continue
+        # and a container runs network-isolated, in the VPC exactly when one is configured
         network = sent.get("NetworkConfig", sent)
         assert network["EnableNetworkIsolation"] is True
         assert ("VpcConfig" in network) is with_vpc, name
@@ -58,32 +69,35 @@ def test_every_sagemaker_task_sends_a_valid_request(request, render, fill, sagem
             }
 
 
-def test_job_names_are_unique_per_retry_and_fit_sagemakers_limit(render, fill, policies):
+@pytest.mark.parametrize("machine", ["TrainingPipeline", "MonitorPipeline"])
+def test_job_names_are_unique_per_retry_and_fit_sagemakers_limit(render, fill, policies, machine):
     # Given the longest job prefix the contract allows (40 characters)
-    definition = render(policies, "TrainingPipeline")
-    for name, _, parameters in sagemaker_tasks(definition):
+    for name, _, parameters in sagemaker_tasks(render(policies, machine)):
         field = next(f for f in JOB_NAME_FIELDS if f in parameters or f + ".$" in parameters)
         # When the task runs first and after retries
-        names = [fill(parameters, retry_count=n)[field] for n in range(MAX_RETRY_COUNT + 1)]
+        names = [fill(parameters, retry_count=n, machine=machine)[field] for n in range(MAX_RETRY_COUNT + 1)]
         # Then every attempt gets its own name, within 63 characters
         assert len(set(names)) == len(names), name
         assert all(len(n) <= 63 for n in names), max(names, key=len)
 
 
-def test_jobs_encrypt_volumes_and_outputs_with_the_projects_key(render, fill, policies):
+@pytest.mark.parametrize(("machine", "tags"), [
+    ("TrainingPipeline", {"selfheal:model": "churn", "selfheal:run": "churn-upload-1a2b3c4d5e6f"}),
+    ("MonitorPipeline", {"selfheal:model": "churn", "selfheal:monitor": "monitor-churn-0123456789ab"}),
+])
+def test_jobs_encrypt_volumes_and_outputs_with_the_projects_key(render, fill, policies, machine, tags):
     # Given the rendered pipeline
     key_arn = policies.physical("Key", "Arn")
-    for name, _, parameters in sagemaker_tasks(render(policies, "TrainingPipeline")):
+    for name, _, parameters in sagemaker_tasks(render(policies, machine)):
         # When its requests are filled
-        sent = fill(parameters)
+        sent = fill(parameters, machine=machine)
         # Then volumes and outputs use the project's key
         resources = sent.get("ProcessingResources", {}).get("ClusterConfig") or sent["ResourceConfig"]
         assert resources["VolumeKmsKeyId"] == key_arn, name
         outputs = sent.get("ProcessingOutputConfig") or sent["OutputDataConfig"]
         assert outputs["KmsKeyId"] == key_arn, name
-        # and the job is tagged with its model and run
-        tags = {t["Key"]: t["Value"] for t in sent["Tags"]}
-        assert tags == {"selfheal:model": "churn", "selfheal:run": "churn-upload-1a2b3c4d5e6f"}, name
+        # and the job is tagged with its model and run (or monitoring execution)
+        assert {t["Key"]: t["Value"] for t in sent["Tags"]} == tags, name
 
 
 def test_train_reads_the_script_from_a_channel_because_the_container_has_no_network(render, fill, policies):
@@ -97,3 +111,35 @@ def test_train_reads_the_script_from_a_channel_because_the_container_has_no_netw
     assert channels["code"].endswith("/sourcedir.tar.gz")
     assert set(channels) == {"train", "validation", "transform", "code"}
     assert sent["EnableNetworkIsolation"] is True
+
+
+def test_the_endpoint_captures_its_traffic_encrypted_where_the_monitor_reads_it(render, fill, policies):
+    # Given the endpoint config DeployPipeline creates
+    sent = fill(render(policies, "DeployPipeline")["States"]["CreateEndpointConfig"]["Parameters"],
+                machine="DeployPipeline")
+    # Then its one variant serves the new model, and capture of requests and responses goes to capture/<model>/
+    (variant,) = sent["ProductionVariants"]
+    assert variant["ModelName"] == sent["EndpointConfigName"]
+    capture = sent["DataCaptureConfig"]
+    assert capture["EnableCapture"] and capture["DestinationS3Uri"].endswith("/capture/churn")
+    assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
+    assert capture["CaptureContentTypeHeader"] == {"CsvContentTypes": ["text/csv"],
+                                                   "JsonContentTypes": ["application/json"]}
+    assert capture["KmsKeyId"] == policies.physical("Key", "Arn")
+
+
+def test_the_monitor_job_analyses_the_window_with_the_staged_baseline(render, fill, policies):
+    # Given the Analyze task
+    sent = fill(render(policies, "MonitorPipeline")["States"]["Analyze"]["Parameters"], machine="MonitorPipeline")
+    # Then monitor.py runs over the window, on the capture manifest, against the staged baseline
+    app = sent["AppSpecification"]
+    assert app["ContainerEntrypoint"] == ["python3", "/opt/ml/processing/input/code/monitor.py"]
+    assert app["ContainerArguments"] == ["--start-time", "2026-01-01T00:00:00.000000Z",
+                                         "--end-time", "2026-01-01T01:00:00.000000Z"]
+    inputs = {i["InputName"]: i["S3Input"] for i in sent["ProcessingInputs"]}
+    assert inputs["capture"]["S3DataType"] == "ManifestFile"
+    assert inputs["capture"]["LocalPath"] == "/opt/ml/processing/input/capture"
+    assert inputs["baseline"]["LocalPath"] == "/opt/ml/processing/input/baseline"
+    (report,) = sent["ProcessingOutputConfig"]["Outputs"]
+    assert report["S3Output"]["LocalPath"] == "/opt/ml/processing/output/report"
+    assert report["S3Output"]["S3Uri"].endswith("/report")

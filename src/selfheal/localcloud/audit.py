@@ -47,6 +47,14 @@ class Call:
             return _s3_needs(self.operation, self.params)
         return [(f"{prefix}:{self.operation}", _resource(self.service, self.operation, self.params))]
 
+    def context(self) -> dict[str, str]:
+        """The IAM condition keys AWS sets from this call's request (where policies use them)."""
+        if self.service == "application-autoscaling":
+            keys = {"ServiceNamespace": "service-namespace", "ScalableDimension": "scalable-dimension"}
+            return {f"application-autoscaling:{key}": self.params[param]
+                    for param, key in keys.items() if param in self.params}
+        return {}
+
 
 class CallAudit:
     def __init__(self, faults: Faults) -> None:

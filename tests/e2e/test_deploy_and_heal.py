@@ -1,0 +1,166 @@
+"""Deploy and heal on the local cloud: rollouts, rollbacks, the monitor, and the retraining loop."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from pathlib import Path
+
+import pytest
+
+from selfheal.datagen import SHIFTED_FEATURES, TARGET, churn_frame
+from selfheal.localcloud import LocalCloud
+from selfheal.runner import send_traffic
+
+from .conftest import CHURN_CONFIG, IDLE_TIMEOUT, ledger_items, report
+
+HEAL_CONFIG = CHURN_CONFIG | {
+    "metric": {"name": "auc", "threshold": 0.75, "min_improvement": 0.01},
+    "trigger": {"mode": "min_new_rows", "min_new_rows": 1000},
+    "retrain": {"on_violation": "retrain", "window": {"mode": "latest"}},
+}
+
+
+def write(tmp_path: Path, name: str, rows: int, seed: int, shift: float = 0.0, with_target: bool = True) -> Path:
+    path = tmp_path / name
+    churn_frame(rows, seed, shift=shift, with_target=with_target).to_csv(path, index=False)
+    return path
+
+
+def deploy_first_model(cloud: LocalCloud, tmp_path: Path, config: dict | None = None) -> dict:
+    cloud.put_model_config("churn", config or HEAL_CONFIG)
+    cloud.upload("churn", write(tmp_path, "first.csv", 1500, seed=1))
+    cloud.wait_idle(IDLE_TIMEOUT)
+    return report(cloud)
+
+
+def serve(cloud: LocalCloud, tmp_path: Path, name: str, shift: float = 0.0, rows: int = 150) -> dict:
+    return send_traffic(cloud, "churn", write(tmp_path, name, rows, seed=zlib.crc32(name.encode()) % 1000, shift=shift,
+                                              with_target=False), TARGET)
+
+
+def test_a_model_that_passes_the_gate_is_deployed_with_capture_scaling_and_a_monitor_schedule(cloud, tmp_path):
+    # When the first dataset is uploaded
+    result = deploy_first_model(cloud, tmp_path)
+    # Then the run deployed its model: the endpoint serves that package, and the ledger says so
+    (run,) = result["runs"]
+    assert run["decision"] == "deployed", run
+    endpoint = result["endpoints"]["churn"]
+    assert endpoint["status"] == "InService" and endpoint["model_package_arn"] == run["model_package_arn"]
+    assert [h["outcome"] for h in endpoint["history"]] == ["deployed"]
+    # And the endpoint answers like a client expects, with its traffic captured in SageMaker's format
+    sent = serve(cloud, tmp_path, "ordinary.csv")
+    assert sent == {"model": "churn", "rows": 150, "errors": 0}
+    cloud.wait_idle(IDLE_TIMEOUT)
+    captured = cloud.client("s3").list_objects_v2(Bucket=cloud.bucket, Prefix="capture/churn/")
+    assert captured.get("KeyCount", 0) >= 1
+    # And autoscaling tracks invocations per instance, and the monitor is scheduled hourly
+    scaling = cloud.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")
+    assert [t["ResourceId"] for t in scaling["ScalableTargets"]] == ["endpoint/selfheal-churn/variant/AllTraffic"]
+    schedules = cloud.client("scheduler").list_schedules()["Schedules"]
+    assert any("churn" in s["Name"] for s in schedules)
+
+
+def test_traffic_like_the_baseline_finds_no_drift_and_changes_nothing(cloud, tmp_path):
+    deploy_first_model(cloud, tmp_path)
+    serve(cloud, tmp_path, "ordinary.csv", rows=300)
+    cloud.start_monitoring("churn")
+    cloud.wait_idle(IDLE_TIMEOUT)
+    result = report(cloud)
+    (check,) = result["monitoring"]
+    assert check["status"] == "Completed" and check["violations"] == [] and check["action"] == "none"
+    assert len(result["runs"]) == 1
+
+
+def test_drift_retrains_on_the_newest_window_and_the_better_model_replaces_the_champion(cloud, tmp_path):
+    # Given a deployed model and a newer, shifted labelled batch too small to train on its own
+    deploy_first_model(cloud, tmp_path)
+    cloud.upload("churn", write(tmp_path, "shifted.csv", 600, seed=2, shift=1.0))
+    cloud.wait_idle(IDLE_TIMEOUT)
+    assert len(report(cloud)["runs"]) == 1
+    # When shifted traffic is served and the monitor runs
+    sent = serve(cloud, tmp_path, "shifted-traffic.csv", shift=1.0, rows=300)
+    cloud.start_monitoring("churn")
+    cloud.wait_idle(IDLE_TIMEOUT)
+    result = report(cloud)
+    # Then the monitor found drift on the shifted features, and retrained
+    (check,) = result["monitoring"]
+    assert check["status"] == "CompletedWithViolations" and check["action"] == "retrain", check
+    drifted = {v["feature_name"] for v in check["violations"] if v["constraint_check_type"] == "baseline_drift_check"}
+    assert drifted and drifted <= set(SHIFTED_FEATURES)
+    # And the drift run trained on the newest window only, beat the champion on the same rows, and now serves
+    first, drift = result["runs"]
+    assert drift["trigger"] == "drift" and drift["decision"] == "deployed", drift
+    assert [d.rsplit("/", 1)[-1] for d in drift["datasets"]] == ["shifted.csv"]
+    assert drift["metrics"]["auc"] > drift["champion_metrics"]["auc"] + 0.01
+    endpoint = result["endpoints"]["churn"]
+    assert endpoint["model_package_arn"] == drift["model_package_arn"]
+    assert [h["outcome"] for h in endpoint["history"]] == ["deployed", "deployed"]
+    assert sent["errors"] == 0
+
+
+def test_the_same_violations_inside_the_cooldown_start_no_second_retrain(cloud, tmp_path):
+    # Given a gate no retrain can pass, so the drifted champion keeps serving and keeps drifting
+    deploy_first_model(cloud, tmp_path, HEAL_CONFIG | {
+        "metric": {"name": "auc", "threshold": 0.75, "min_improvement": 0.99},
+        "retrain": {"on_violation": "retrain", "cooldown_minutes": 600, "window": {"mode": "latest"}}})
+    cloud.upload("churn", write(tmp_path, "shifted.csv", 600, seed=2, shift=1.0))
+    for attempt in range(2):
+        serve(cloud, tmp_path, f"shifted-{attempt}.csv", shift=1.0, rows=200)
+        cloud.start_monitoring("churn")
+        cloud.wait_idle(IDLE_TIMEOUT)
+    checks = report(cloud)["monitoring"]
+    assert [c["action"] for c in checks][0] == "retrain"
+    second = checks[1]
+    assert second["action"] != "retrain" and "cooldown" in second["reason"].lower(), second
+    assert sum(run["trigger"] == "drift" for run in report(cloud)["runs"]) == 1
+
+
+@pytest.mark.parametrize("fault", ["endpoint:unhealthy", "endpoint:model_errors"])
+def test_a_failing_new_model_is_rolled_back_and_the_old_one_serves_throughout(cloud, tmp_path, fault):
+    # Given a deployed model
+    first = deploy_first_model(cloud, tmp_path, HEAL_CONFIG | {"trigger": {"mode": "every_upload"}})
+    champion = first["runs"][0]["model_package_arn"]
+    # When a better model's rollout fails (its container is unhealthy, or it errors on every request)
+    cloud.faults.add(fault, "fail", times=1)
+    errors: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            errors.append(serve(cloud, tmp_path, "during.csv", rows=5)["errors"])
+
+    cloud.upload("churn", write(tmp_path, "shifted.csv", 1200, seed=3, shift=1.0))
+    worker = threading.Thread(target=client)
+    worker.start()
+    try:
+        cloud.wait_idle(IDLE_TIMEOUT)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    # Then the rollout is recorded as rolled back and the old model still serves
+    result = report(cloud)
+    endpoint = result["endpoints"]["churn"]
+    assert endpoint["status"] == "InService" and endpoint["model_package_arn"] == champion
+    assert [h["outcome"] for h in endpoint["history"]] == ["deployed", "rolled_back"]
+    assert result["runs"][1]["decision"] == "registered"
+    if fault == "endpoint:unhealthy":  # the unhealthy model never took traffic
+        assert sum(errors) == 0 and errors
+    assert serve(cloud, tmp_path, "after.csv", rows=20)["errors"] == 0
+
+
+def test_manual_approval_holds_deployment_until_the_package_is_approved(cloud, tmp_path):
+    result = deploy_first_model(cloud, tmp_path, HEAL_CONFIG | {"approval": "manual"})
+    (run,) = result["runs"]
+    assert run["decision"] == "registered" and result["endpoints"] == {}
+    cloud.approve_latest("churn")
+    cloud.wait_idle(IDLE_TIMEOUT)
+    endpoint = report(cloud)["endpoints"]["churn"]
+    assert endpoint["status"] == "InService" and endpoint["model_package_arn"] == run["model_package_arn"]
+
+
+def test_ledger_keeps_which_package_serves(cloud, tmp_path):
+    deploy_first_model(cloud, tmp_path)
+    (champion,) = ledger_items(cloud, "churn", "CHAMPION")
+    (endpoint,) = ledger_items(cloud, "churn", "ENDPOINT")
+    assert champion["model_package_arn"] == endpoint["model_package_arn"]

@@ -1,0 +1,187 @@
+"""ViolationFunction: every monitoring outcome decided by the model's policy, guard rails included, and recorded."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from selfheal_aws_fixtures import BUCKET, CHURN, churn_csv, emitted_metrics, event_files, load_event
+from selfheal_shared import ledger
+
+MODEL = "churn"
+REPORT = "monitoring/churn/monitor-churn-0123456789ab/report"
+DRIFT = [
+    {"feature_name": "monthly_charges", "constraint_check_type": "baseline_drift_check",
+     "description": "Baseline drift distance: 0.41 exceeds threshold: 0.1"},
+    {"feature_name": "plan", "constraint_check_type": "baseline_drift_check",
+     "description": "Baseline drift distance: 0.3 exceeds threshold: 0.1"},
+]
+METRICS = {"version": 0, "rows": 300, "records": 300, "empty": False, "emit_metrics": True, "violation_count": 2,
+           "features": {"monthly_charges": {"distance": 0.41, "threshold": 0.1, "drifted": True},
+                        "plan": {"distance": 0.3, "threshold": 0.1, "drifted": True},
+                        "tenure_months": {"distance": 0.02, "threshold": 0.1, "drifted": False},
+                        "region": {"distance": None, "threshold": 0.1, "drifted": False}}}
+
+
+@pytest.fixture
+def decide(load_handler, serving_cloud, lambda_context):
+    """decide(event file, config overrides) with a dataset to retrain on."""
+    handler = load_handler("violation").lambda_handler
+    key = f"datasets/{MODEL}/20250101T000000000000Z/shifted.csv"
+    serving_cloud.s3.put_object(Bucket=BUCKET, Key=key, Body=churn_csv(60))
+    ledger.record_dataset(MODEL, key="incoming/churn/shifted.csv", version_id="v", rows=60, columns=4, bytes=100,
+                          format="csv", s3_uri=f"s3://{BUCKET}/{key}", recorded_at="20250101T000000000000Z")
+
+    def run(name: str = "report.json", **config) -> dict:
+        serving_cloud.put_config(MODEL, CHURN | config)
+        return handler(load_event("violation", name), lambda_context)
+
+    return run
+
+
+def given_report(cloud, violations=DRIFT, metrics=METRICS) -> None:
+    cloud.put_json(f"{REPORT}/constraint_violations.json", {"violations": violations})
+    cloud.put_json(f"{REPORT}/drift_metrics.json", metrics)
+
+
+def given_retrain(minutes_ago: float, execution: str) -> None:
+    ledger.put_retrain(MODEL, at=ledger.timestamp(datetime.now(UTC) - timedelta(minutes=minutes_ago)),
+                       execution=execution, run_id=f"churn-drift-{execution[-12:]}")
+
+
+def monitors() -> list[dict]:
+    return ledger.list_monitors(MODEL)
+
+
+def test_every_sample_event_has_a_test():
+    assert set(event_files("violation")) == {"report.json", "no_data.json", "analysis_failed.json"}
+
+
+def test_report(decide, serving_cloud, capsys):
+    # Given a report with two drifted features
+    given_report(serving_cloud)
+    # When it is judged under the default policy (retrain, all check types, one feature is enough)
+    result = decide()
+    # Then a drift run starts, on the monitoring execution as its cause
+    assert (result["status"], result["action"]) == ("CompletedWithViolations", "retrain")
+    assert result["run_id"].startswith("churn-drift-") and result["run_id"] in result["reason"]
+    assert [e["name"] for e in serving_cloud.executions()] == [result["run_id"]]
+    assert serving_cloud.execution_input(result["run_id"])["trigger"] == "drift"
+    # and the decision is a MONITOR item with the violations, drift and window, and the retrain a RETRAIN item
+    (item,) = monitors()
+    assert item["sk"] == "MONITOR#2025-11-26T10:00:00.000000Z#monitor-churn-0123456789ab"
+    assert item["violations"] == DRIFT and item["rows"] == 300 and item["run_id"] == result["run_id"]
+    assert item["drift"] == {"monthly_charges": 0.41, "plan": 0.3, "tenure_months": 0.02, "region": None}
+    assert item["window_end"] == "2025-11-26T10:00:00.000000Z" and item["report_uri"].endswith("/report")
+    (retrain,) = ledger.retrains_since(MODEL, "2000")
+    assert retrain["run_id"] == result["run_id"] and retrain["features"] == ["monthly_charges", "plan"]
+    # and a notification, and a drift distance metric per feature that has one
+    [note] = serving_cloud.notifications()
+    assert note["event"] == "monitor.retrain" and note["message"]["run_id"] == result["run_id"]
+    out = capsys.readouterr().out
+    distances = [line for line in out.splitlines() if '"DriftDistance"' in line]
+    assert len(distances) == 3 and all('"feature"' in line and '"model":"churn"' in line for line in distances)
+    assert emitted_metrics(out)["MonitorRetrain"] == [1.0]
+
+
+def test_no_violations_change_nothing(decide, serving_cloud):
+    # Given a report without violations; then nothing happens
+    given_report(serving_cloud, violations=[], metrics=METRICS | {"violation_count": 0})
+    result = decide()
+    assert (result["status"], result["action"]) == ("Completed", "none")
+    assert "no violations in 300 rows" in result["reason"]
+    assert serving_cloud.executions() == []
+
+
+@pytest.mark.parametrize(("config", "action", "why"), [
+    ({"monitor": {"check_types": ["completeness_check"]}}, "none", "0 feature(s) by the counted checks"),
+    ({"monitor": {"min_drifted_features": 3}}, "none", "fewer than min_drifted_features 3"),
+    ({"retrain": {"on_violation": "alert"}}, "alert", "retrain.on_violation is alert"),
+    ({"retrain": {"on_violation": "none"}}, "none", "retrain.on_violation is none"),
+])
+def test_the_models_policy_decides(decide, serving_cloud, config, action, why):
+    # Given the drift report, judged by a policy that counts other checks, wants more features, or only alerts
+    given_report(serving_cloud)
+    result = decide(**config)
+    assert result["action"] == action and why in result["reason"], result
+    assert serving_cloud.executions() == [] and ledger.retrains_since(MODEL, "2000") == []
+
+
+def test_a_retrain_inside_the_cooldown_is_suppressed(decide, serving_cloud):
+    # Given a drift retrain 30 minutes ago, and a 60-minute cooldown
+    given_retrain(30, "monitor-churn-aaaaaaaaaaaa")
+    given_report(serving_cloud)
+    # Then the same violations alert instead, saying why
+    result = decide(retrain={"cooldown_minutes": 60})
+    assert (result["action"], result["suppressed"]) == ("alert", "cooldown")
+    assert "within the cooldown of 60 minutes" in result["reason"]
+    assert serving_cloud.executions() == []
+    (item,) = monitors()
+    assert item["suppressed"] == "cooldown" and item["action"] == "alert"
+    assert serving_cloud.notifications()[0]["event"] == "monitor.alert"
+
+
+def test_a_retrain_above_the_daily_cap_is_suppressed(decide, serving_cloud):
+    # Given two drift retrains in the last 24 hours (outside the cooldown) and a cap of two
+    given_retrain(300, "monitor-churn-bbbbbbbbbbbb")
+    given_retrain(600, "monitor-churn-cccccccccccc")
+    given_retrain(60 * 30, "monitor-churn-dddddddddddd")  # yesterday's does not count
+    given_report(serving_cloud)
+    result = decide(retrain={"cooldown_minutes": 60, "daily_cap": 2})
+    assert (result["action"], result["suppressed"]) == ("alert", "daily_cap")
+    assert "2 drift retrain(s) in the last 24 hours reach the daily cap of 2" in result["reason"]
+    assert serving_cloud.executions() == []
+
+
+def test_a_retrain_while_a_run_is_in_flight_is_suppressed(decide, serving_cloud):
+    # Given another run of the model in flight (it holds the model's lock)
+    ledger.acquire_lock(MODEL, "churn-upload-0f0f0f0f0f0f", ttl_seconds=3600)
+    given_report(serving_cloud)
+    result = decide()
+    assert (result["action"], result["suppressed"]) == ("alert", "run_in_flight")
+    assert "churn-upload-0f0f0f0f0f0f is in flight" in result["reason"]
+    assert serving_cloud.executions() == [] and ledger.retrains_since(MODEL, "2000") == []
+
+
+@pytest.mark.parametrize("broken", ["missing", "not json", "wrong shape"])
+def test_a_malformed_report_alerts_and_never_retrains(decide, serving_cloud, broken):
+    # Given a report that cannot be read; then an alert with the reason, never a retrain
+    given_report(serving_cloud)
+    key = f"{REPORT}/constraint_violations.json"
+    if broken == "missing":
+        serving_cloud.s3.delete_object(Bucket=BUCKET, Key=key)
+    else:
+        body = b"{violations" if broken == "not json" else b'{"violations": [{"feature": "x"}]}'
+        serving_cloud.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    result = decide()
+    assert (result["status"], result["action"]) == ("Failed", "alert") and "no retrain" in result["reason"]
+    assert serving_cloud.executions() == []
+    # and the window is left for the next execution to analyse
+    assert "window_end" not in monitors()[0]
+
+
+def test_no_data(decide, serving_cloud):
+    # Given a window without captured traffic
+    result = decide("no_data.json")
+    # Then nothing happens, the reason is kept, and the next window starts after this one
+    assert (result["status"], result["action"]) == ("Completed", "none")
+    assert result["reason"].startswith("no captured traffic between")
+    (item,) = monitors()
+    assert item["window_end"] == "2025-11-26T11:00:00.000000Z"
+    assert serving_cloud.notifications()[0]["event"] == "monitor.none"
+
+
+def test_analysis_failed(decide, serving_cloud):
+    # Given an execution whose analysis job failed
+    result = decide("analysis_failed.json")
+    # Then it is recorded as Failed with the error, alerting, with no window
+    assert (result["status"], result["action"]) == ("Failed", "alert")
+    assert result["reason"].startswith("monitoring failed: States.TaskFailed") and "AlgorithmError" in result["reason"]
+    (item,) = monitors()
+    assert item["execution"] == "monitor-churn-0a0b0c0d0e0f" and "window_end" not in item
+
+
+def test_a_retried_invocation_decides_once(decide, serving_cloud):
+    # Given the same invocation twice (a Lambda retry); then one decision, one run, one RETRAIN
+    given_report(serving_cloud)
+    first, second = decide(), decide()
+    assert first == second and len(serving_cloud.executions()) == 1
+    assert len(monitors()) == 1 and len(ledger.retrains_since(MODEL, "2000")) == 1
