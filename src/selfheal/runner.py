@@ -35,8 +35,11 @@ def run_scenario(scenario: Scenario, out_dir: Path, echo: Print = print,
         for index, step in enumerate(scenario.steps, start=1):
             echo(f"step {index}/{len(scenario.steps)}: {step.describe()}")
             started = time.monotonic()
-            run_step(cloud, step, scenario, traffic)
-            cloud.wait_idle(timeout=STEP_TIMEOUT_SECONDS)
+            try:
+                run_step(cloud, step, scenario, traffic)
+            except ValueError as exc:  # e.g. nothing pending approval: the scenario goes on, as a person would
+                echo(f"  skipped: {exc}")
+            cloud.wait_idle(timeout=STEP_TIMEOUT_SECONDS, on_tick=lambda: echo_running(cloud, echo))
             for execution in executions(cloud):
                 if execution["arn"] not in seen:
                     seen.add(execution["arn"])
@@ -81,8 +84,37 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
+def echo_running(cloud: LocalCloud, echo: Print) -> None:
+    """What is running now, and for how long: one line per execution still in flight."""
+    sfn = cloud.client("stepfunctions")
+    now = time.time()
+    for machine, arn in cloud.resources.state_machines.items():
+        for item in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+            history = sfn.get_execution_history(executionArn=item["executionArn"], reverseOrder=True, maxResults=20)
+            state = next((e["stateEnteredEventDetails"]["name"] for e in history["events"]
+                          if e["type"].endswith("StateEntered")), "starting")
+            echo(f"  … {machine} {item['name']} at {state} ({now - item['startDate'].timestamp():.0f}s)")
+
+
+def compact_path(states: list[str]) -> str:
+    """States joined by arrows, with a loop that repeats shown once with its count (a polling loop)."""
+    parts, i = [], 0
+    while i < len(states):
+        best_size, best_count = 1, 1
+        for size in range(1, 9):
+            block, count = states[i:i + size], 1
+            while states[i + count * size:i + (count + 1) * size] == block:
+                count += 1
+            if count > 1 and size * count > best_size * best_count:
+                best_size, best_count = size, count
+        block = " → ".join(states[i:i + best_size])
+        parts.append(f"({block}) ×{best_count}" if best_count > 1 else block)
+        i += best_size * best_count
+    return " → ".join(parts)
+
+
 def describe_execution(execution: dict[str, Any]) -> str:
-    path = " → ".join(execution["states"])
+    path = compact_path(execution["states"])
     outcome = execution["status"]
     if execution["error"]:
         outcome += f" ({execution['error']})"

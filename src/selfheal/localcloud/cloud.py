@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -234,14 +235,20 @@ class LocalCloud:
         return {"deliveries": pending, "executions": running, "jobs": self.jobs.running,
                 "endpoints": self.hosting.busy}
 
-    def wait_idle(self, timeout: float = 600, poll: float = 0.1) -> None:
-        """Return when nothing the cloud started is running (seen twice in a row); raise at the bound."""
+    def wait_idle(self, timeout: float = 600, poll: float = 0.1, on_tick: Callable[[], None] | None = None,
+                  tick_seconds: float = 5.0) -> None:
+        """Return when nothing the cloud started is running (seen twice in a row); raise at the bound.
+        `on_tick` is called every `tick_seconds` while waiting (progress for people)."""
         deadline = time.monotonic() + timeout
+        next_tick = time.monotonic() + tick_seconds
         quiet = 0
         while quiet < 2:
             if time.monotonic() > deadline:
                 raise IdleTimeout(f"still busy after {timeout:.0f}s: {self.busy()}")
             quiet = quiet + 1 if not any(self.busy().values()) else 0
+            if on_tick and time.monotonic() >= next_tick:
+                on_tick()
+                next_tick = time.monotonic() + tick_seconds
             time.sleep(poll)
         self.hosting.flush_capture()
 
