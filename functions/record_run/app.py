@@ -1,8 +1,8 @@
 """RecordRunFunction: TrainingPipeline's RecordRegistered / RecordRejected / RecordFailure states.
 
 Input {run_id, model, status, decision, gate?, model_package_arn?, jobs, error?}; returns
-{"run_id", "model", "status", "decision", "model_package_arn", "approval_status",
-"champion_updated", "lock_released", "next_run": {started, run_id, reason, ...}}."""
+{"run_id", "model", "status", "decision", "model_package_arn", "lock_released",
+"next_run": {started, run_id, reason, ...}}."""
 
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from selfheal_shared.errors import SettingsError
 from selfheal_shared.names import check_model_name, job_prefix_for
+from selfheal_shared.settings import EnvironmentSettings
 
 VARIANT = "AllTraffic"  # the endpoint's one production variant (also in deploy_pipeline.asl.json)
 SCHEDULE_NAME_MAX = 64  # EventBridge Scheduler
@@ -24,10 +24,8 @@ _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 _STATES_ARN = r"^arn:aws[a-z-]*:states:"
 
 
-class ServingSettings(BaseModel):
+class ServingSettings(EnvironmentSettings):
     """The template Globals the serving functions read (besides selfheal_shared.settings.Settings)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     deploy_pipeline_arn: str = Field(alias="DEPLOY_PIPELINE_ARN", pattern=_STATES_ARN)
     monitor_pipeline_arn: str = Field(alias="MONITOR_PIPELINE_ARN", pattern=_STATES_ARN)
@@ -37,14 +35,6 @@ class ServingSettings(BaseModel):
     rollback_latency_ms: int = Field(alias="ROLLBACK_LATENCY_MS", ge=1)
     deploy_poll_seconds: int = Field(alias="DEPLOY_POLL_SECONDS", ge=1, le=3600)
     deploy_timeout_seconds: int = Field(alias="DEPLOY_TIMEOUT_SECONDS", ge=600, le=28800)
-
-    @classmethod
-    def from_environ(cls, environ: dict[str, str]) -> ServingSettings:
-        try:
-            return cls.model_validate(environ)
-        except ValidationError as error:
-            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
-            raise SettingsError("environment: " + "; ".join(problems)) from None
 
 
 @cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -12,9 +13,21 @@ from selfheal_shared.errors import SettingsError
 DEFAULT_MAX_UPLOAD_BYTES = 1024**3
 
 
-class Settings(BaseModel):
+class EnvironmentSettings(BaseModel):
+    """Settings read from environment variables (each field's alias); a bad one names every problem."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    @classmethod
+    def from_environ(cls, environ: dict[str, str]) -> Self:
+        try:
+            return cls.model_validate(environ)
+        except ValidationError as error:
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+            raise SettingsError("environment: " + "; ".join(problems)) from None
+
+
+class Settings(EnvironmentSettings):
     service_name: str = Field("selfheal", alias="POWERTOOLS_SERVICE_NAME", min_length=1)
     metrics_namespace: str = Field("selfheal", alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
     ledger_table: str = Field(alias="LEDGER_TABLE", min_length=1)
@@ -24,14 +37,6 @@ class Settings(BaseModel):
     code_version: str = Field(alias="CODE_VERSION", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     xgboost_image_uri: str = Field(alias="XGBOOST_IMAGE_URI", min_length=1)
     max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, alias="MAX_UPLOAD_BYTES", gt=0)
-
-    @classmethod
-    def from_environ(cls, environ: dict[str, str]) -> Settings:
-        try:
-            return cls.model_validate(environ)
-        except ValidationError as error:
-            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
-            raise SettingsError("environment: " + "; ".join(problems)) from None
 
 
 @cache
