@@ -5,6 +5,7 @@ VENV := .venv
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
 DEPLOY_VENV := .venv-deploy
+BENCH_VENV := .venv-bench
 SAM_CLI_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
 SAGEMAKER_VERSION := 3.27.0
@@ -12,7 +13,7 @@ OUT ?= out
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup demo test lint deploy clean
+.PHONY: setup demo test lint bench deploy clean
 
 ## setup: .venv with the project, the local cloud and the test tools; the SAM CLI, checkov and the
 ## sagemaker SDK each in an environment of its own (each pins versions the others fight over)
@@ -62,9 +63,20 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
 
+# evidently (the drift benchmark's comparison) needs pandas < 3: an environment of its own.
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet 'evidently==0.7.23' 'pandas<3' numpy pyarrow
+	touch $@
+
+## bench: every benchmark figure beside its floor, measured in the same run (writes benchmarks/results.json)
+bench: setup $(BENCH_VENV)/.installed
+	$(VENV)/bin/python benchmarks/run.py --out benchmarks/results.json
+
 ## deploy: build and deploy to AWS (ENV=dev|prod), publishing ml/ under its content hash
 deploy: setup
 	$(VENV)/bin/selfheal deploy --env $(or $(ENV),dev)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(DEPLOY_VENV) .aws-sam $(OUT)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(DEPLOY_VENV) $(BENCH_VENV) .aws-sam $(OUT)

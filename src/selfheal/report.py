@@ -136,6 +136,9 @@ def build_report(cloud: LocalCloud, models: Iterable[str],
     ]
     return {"runs": runs, "quarantined": quarantined, "endpoints": endpoints(cloud, models),
             "executions": all_executions,
+            "jobs": [{"name": job.name, "kind": job.kind, "status": job.status,
+                      "seconds": round(job.compute_seconds, 3), "failure_reason": job.failure_reason}
+                     for job in cloud.jobs.jobs.values()],
             "monitoring": monitoring(cloud, models), "traffic": traffic or []}
 
 
