@@ -103,6 +103,8 @@ class Feature:
         if levels and set(levels) <= _BOOLEAN_LEVELS:
             for level in levels:
                 self._codes[level.lower()] = self._codes[level.upper()] = self._codes[level]
+        self._index = pd.Index(list(self._codes), dtype=object)
+        self._values = np.fromiter(self._codes.values(), dtype=np.float64, count=len(self._codes))
 
     @classmethod
     def fit(cls, name: str, column: pd.Series, max_levels: int) -> Feature:
@@ -121,9 +123,15 @@ class Feature:
             # XGBoost refuses infinities; they are as uninformative as a missing value here.
             return np.where(np.isfinite(values), values, self.median)
         values = _as_array(column)
-        codes = np.fromiter(
-            (self._codes.get(_key(value), UNKNOWN) for value in values), dtype=np.float64, count=len(values)
-        )
+        if not self._codes:  # a column that was empty in training: every value is unknown
+            return np.full(len(values), UNKNOWN, dtype=np.float64)
+        # A hash lookup in C for the usual case (text values); only the misses are retried as text,
+        # so numbers typed by a client still match the levels pandas read as text in training.
+        positions = self._index.get_indexer(values)
+        missed = np.flatnonzero(positions < 0)
+        if missed.size:
+            positions[missed] = self._index.get_indexer([_key(value) for value in values[missed]])
+        codes = np.where(positions >= 0, self._values[positions], UNKNOWN)
         codes[pd.isna(values)] = UNKNOWN
         return codes
 
