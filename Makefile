@@ -54,9 +54,9 @@ chromium:
 demo: setup
 	$(VENV)/bin/selfheal demo --out $(OUT)/demo
 
-## test: every test (unit, state machine paths, template, end to end on the local cloud)
+## test: every test (unit, state machine paths, template, end to end on the local cloud), one worker per core
 test: setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto
 
 ## lint: ruff and cfn-lint
 lint: setup
