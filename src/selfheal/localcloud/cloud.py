@@ -84,7 +84,7 @@ class LocalCloud:
 
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._set_env({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S106
+        self._set_env({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S106 - moto needs credentials; these fake ones reach no AWS
                        "AWS_SESSION_TOKEN": "local", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION})
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
