@@ -29,6 +29,7 @@ LAMBDA_TRANSIENT_ERRORS = {
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.Unknown",  # the function died (out of memory, killed) after its work: handlers are idempotent
 }
 MAX_ATTEMPTS = 6
 # Which request model each function's payloads must satisfy.

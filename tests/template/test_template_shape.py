@@ -33,6 +33,7 @@ LAMBDA_TRANSIENT_ERRORS = {
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.Unknown",  # the function died (out of memory, killed) after its work: handlers are idempotent
 }
 MAX_ATTEMPTS = 6
 
