@@ -34,6 +34,7 @@ LAMBDA_TRANSIENT_ERRORS = {
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
     "Lambda.Unknown",  # the function died (out of memory, killed) after its work: handlers are idempotent
+    "Lambda.ClientExecutionTimeoutException",
 }
 MAX_ATTEMPTS = 6
 
