@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 
 from selfheal.datagen import churn_frame
 from selfheal.localcloud import LocalCloud
+from selfheal.reliability import Inbox as Notifications
 from selfheal.report import build_report, ledger_items
 
 CHURN_CONFIG: dict[str, Any] = {
@@ -34,26 +34,6 @@ def churn_csv(tmp_path: Path) -> Path:
     path = tmp_path / "churn.csv"
     churn_frame(1500, seed=7).to_csv(path, index=False)
     return path
-
-
-class Notifications:
-    """Reads the SNS topic through an SQS queue subscribed to it, as an operator's inbox would."""
-
-    def __init__(self, cloud: LocalCloud) -> None:
-        self._sqs = cloud.client("sqs")
-        self._url = self._sqs.create_queue(QueueName="test-inbox")["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        topic = cloud.template.ref("NotifyTopic")
-        cloud.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn,
-                                      Attributes={"RawMessageDelivery": "true"})
-
-    def read(self) -> list[dict[str, Any]]:
-        messages = []
-        while True:
-            batch = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return messages
-            messages += [json.loads(m["Body"]) for m in batch]
 
 
 @pytest.fixture

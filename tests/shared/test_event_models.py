@@ -9,9 +9,19 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from selfheal_aws_fixtures import EVENTS
 from selfheal_shared.events import GateRequest, RecordRunRequest, RegisterRequest, S3ObjectCreatedEvent
+from selfheal_shared.serving_events import (
+    DeployRequest,
+    ModelPackageStateChangeEvent,
+    MonitorRequest,
+    RecordDeploymentRequest,
+    SmokeTestRequest,
+    ViolationRequest,
+)
 
 MODELS = {"ingest": S3ObjectCreatedEvent, "evaluate_gate": GateRequest, "register_model": RegisterRequest,
-          "record_run": RecordRunRequest}
+          "record_run": RecordRunRequest, "approval": ModelPackageStateChangeEvent, "prepare_deploy": DeployRequest,
+          "smoke_test": SmokeTestRequest, "record_deployment": RecordDeploymentRequest,
+          "prepare_monitor": MonitorRequest, "violation": ViolationRequest}
 SAMPLES = sorted(path for function in MODELS for path in (EVENTS / function).glob("*.json"))
 
 

@@ -2,13 +2,58 @@
 
 A fault names a target (e.g. "sagemaker:CreateTrainingJob", "job:training", "lambda:EvaluateGateFunction"),
 a kind, and how many times it fires (None: every time). Tests and scenarios add them; the parts of the
-local cloud that can fail ask `take(target)` at the point where AWS would fail.
+local cloud that can fail ask `take(target)` at the point where AWS would fail. KINDS lists them all.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+
+_API_LIMITS = {"throttle": "ThrottlingException", "limit": "ResourceLimitExceeded"}
+_JOB = {
+    "capacity": "the job ends Failed with CapacityError (no ML capacity for the instance type)",
+    "algorithm": "the job ends Failed with AlgorithmError",
+    "hang": "the job never finishes: Stopped at MaxRuntimeInSeconds (MaxRuntimeExceeded)",
+}
+# Target (a "<prefix>:" stands for any name after it) -> kind -> what AWS reports.
+KINDS: dict[str, dict[str, str]] = {
+    "sagemaker:CreateProcessingJob": _API_LIMITS,
+    "sagemaker:CreateTrainingJob": _API_LIMITS,
+    "sagemaker:CreateEndpoint": _API_LIMITS,
+    "sagemaker:UpdateEndpoint": _API_LIMITS,
+    "job:processing": _JOB,
+    "job:training": _JOB,
+    "endpoint:unhealthy": {"fail": "the new model fails its /ping health check, so its variant never serves"},
+    "endpoint:model_errors": {"fail": "the new model answers every request with a server error (ModelError, 500)"},
+    "lambda:": {
+        "throttle": "Lambda.TooManyRequestsException",
+        "timeout": "Sandbox.Timedout, before the handler did anything",
+        "service": "Lambda.ServiceException",
+        "raise": "the handler's own unhandled error, before it did anything",
+        "crash_after": "Lambda.Unknown: the function died after its side effects; its response is lost",
+    },
+    # Any error code the service documents for the operation, e.g. ProvisionedThroughputExceededException.
+    "api:": {},
+}
+
+
+class UnknownFault(ValueError):
+    """A fault the local cloud cannot inject: a typo would otherwise never fire."""
+
+
+def describe(target: str, kind: str) -> str:
+    """What AWS reports for this fault; raises UnknownFault for one the local cloud does not know."""
+    kinds = KINDS.get(target) or KINDS.get(target.split(":", 1)[0] + ":")
+    if kinds is None:
+        raise UnknownFault(f"unknown fault target {target!r} (known: {', '.join(sorted(KINDS))})")
+    if target.startswith("api:"):
+        if target.count(":") != 2 or not kind[:1].isupper():
+            raise UnknownFault(f"{target} {kind}: api faults are api:<service>:<Operation> with an AWS error code")
+        return kind
+    if kind not in kinds:
+        raise UnknownFault(f"unknown kind {kind!r} for {target} (known: {', '.join(sorted(kinds))})")
+    return kinds[kind]
 
 
 @dataclass
@@ -29,6 +74,7 @@ class Faults:
         self._lock = threading.Lock()
 
     def add(self, target: str, kind: str, times: int | None = 1) -> Fault:
+        describe(target, kind)
         fault = Fault(target, kind, times)
         with self._lock:
             self._faults.append(fault)

@@ -36,13 +36,22 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from .faults import Faults
-from .sagemaker_jobs import ValidationException, split_s3_uri, validate_request
+from .sagemaker_jobs import ValidationException, api_fault, split_s3_uri, validate_request
 
 _CAPTURE_FLUSH_RECORDS = 200
 
 
 class ModelError(ServiceException):
+    """InvokeEndpoint's answer when the container answered with an error (HTTP 424), carrying the
+    container's own status: 4xx for a bad request, 500 for a model that failed."""
+
     code = "ModelError"
+
+    def __init__(self, status: int, message: str) -> None:
+        kind = "client" if status < 500 else "server"
+        super().__init__(f"Received {kind} error ({status}) from primary with message \"{message}\".")
+        self.original_status_code = status
+        self.original_message = message
 
 
 @dataclass
@@ -142,9 +151,9 @@ class HostingService:
 
     def create_endpoint(self, request: dict[str, Any]) -> str:
         validate_request("CreateEndpoint", request)
-        if self._faults.take("sagemaker:CreateEndpoint"):
-            raise ServiceException("ResourceLimitExceeded: the account-level service limit for endpoints "
-                                   "was exceeded")
+        fault = self._faults.take("sagemaker:CreateEndpoint")
+        if fault:
+            raise api_fault(fault.kind, "CreateEndpoint")
         name, config = request["EndpointName"], request["EndpointConfigName"]
         if name in self.endpoints:
             raise ValidationException(f"Cannot create already existing endpoint \"{self._arn('endpoint', name)}\".")
@@ -155,8 +164,9 @@ class HostingService:
 
     def update_endpoint(self, request: dict[str, Any]) -> str:
         validate_request("UpdateEndpoint", request)
-        if self._faults.take("sagemaker:UpdateEndpoint"):
-            raise ServiceException("ThrottlingException: Rate exceeded")
+        fault = self._faults.take("sagemaker:UpdateEndpoint")
+        if fault:
+            raise api_fault(fault.kind, "UpdateEndpoint")
         endpoint = self._endpoint(request["EndpointName"])
         self.describe(self.configs, request["EndpointConfigName"], "endpoint-config")
         if endpoint.status != "InService":
@@ -287,7 +297,10 @@ class HostingService:
         if metric == "Invocation4XXErrors":
             return stats.errors_4xx if statistic == "Sum" else stats.errors_4xx / stats.invocations
         if metric == "ModelLatency":  # CloudWatch reports it in microseconds
+            # Only answered requests have a latency: none yet (in flight, or all failed) is no data point.
             latencies = sorted(stats.latency_ms)
+            if not latencies:
+                return None
             return latencies[len(latencies) // 2] * 1000 if statistic != "Maximum" else latencies[-1] * 1000
         return None
 
@@ -344,11 +357,10 @@ class HostingService:
             out, out_type = model.predict(body, content_type, accept)
         except ValueError as exc:  # the inference script's named client errors carry their HTTP status
             stats.errors_4xx += 1
-            status = getattr(exc, "status_code", 400)
-            raise ModelError(f"Received client error ({status}) from primary with message \"{exc}\".") from exc
+            raise ModelError(getattr(exc, "status_code", 400), str(exc)) from exc
         except Exception as exc:
             stats.errors_5xx += 1
-            raise ModelError(f"Received server error (500) from primary with message \"{exc}\".") from exc
+            raise ModelError(500, str(exc)) from exc
         stats.latency_ms.append((time.perf_counter() - started) * 1000)
         self._capture_record(endpoint, str(config), variant, body, content_type, out, out_type)
         return out, out_type, variant

@@ -35,6 +35,8 @@ _SERVICE_FAULTS = {
     "timeout": ("Sandbox.Timedout", "Task timed out after the function's timeout"),
     "service": ("Lambda.ServiceException", "injected fault: the Lambda service failed"),
 }
+# A function that dies (out of memory, killed) returns no error type: Step Functions reports Lambda.Unknown.
+_CRASH = ("Lambda.Unknown", "injected fault: the function died after its side effects; its response was lost")
 
 
 @dataclass
@@ -123,17 +125,15 @@ class FunctionRouter:
         with self._lock, self._environment(spec), self._log_to(spec), self._acting_as(spec.logical_id):
             started = time.time()
             self.current = spec
-            error = None
+            # The handler's side effects happen, then the response is lost (a crash before replying).
+            crash = fault is not None and fault.kind == "crash_after"
+            error = _CRASH[0] if crash else None
             try:
                 handler = self._handler(spec)
                 context = LambdaContext(spec.name, spec.arn, spec.memory, spec.timeout)
                 if fault and fault.kind == "raise":
                     raise RuntimeError("injected fault: the handler raised before doing anything")
                 result = handler(json.loads(json.dumps(event)), context)
-                if fault and fault.kind == "crash_after":
-                    # The handler's side effects happened; the response is lost (a crash before replying).
-                    raise RuntimeError("injected fault: the function died after its side effects")
-                return result
             except Exception as exc:
                 error = type(exc).__name__
                 traceback.print_exc()
@@ -141,6 +141,17 @@ class FunctionRouter:
             finally:
                 self.current = None
                 self.invocations.append(Invocation(spec.logical_id, started, time.time() - started, error))
+            if crash:
+                raise FunctionError(*_CRASH)
+            return result
+
+    def module(self, name_or_arn: str) -> ModuleType:
+        """The function's handler module, imported from its CodeUri on first use (under its environment:
+        Powertools reads it at import)."""
+        spec = self.spec(name_or_arn)
+        with self._lock, self._environment(spec):
+            self._handler(spec)
+        return self._modules[spec.logical_id]
 
     def _handler(self, spec: FunctionSpec) -> Callable[..., Any]:
         module_name, func_name = spec.handler.rsplit(".", 1)

@@ -140,7 +140,7 @@ class JobService:
         validate_request(operation, request)
         fault = self._faults.take(f"sagemaker:{operation}")
         if fault:
-            raise _api_fault(fault.kind, operation)
+            raise api_fault(fault.kind, operation)
         name = request["ProcessingJobName" if kind == "processing" else "TrainingJobName"]
         arn = f"arn:aws:sagemaker:{self._region}:{self._account_id}:{kind}-job/{name.lower()}"
         with self._lock:
@@ -184,9 +184,9 @@ class JobService:
     def _run(self, job: Job) -> None:
         job.started = dt.datetime.now(dt.UTC)
         job.secondary_status = "Downloading"
-        job.sandbox = self._work_dir / "jobs" / job.name
-        shutil.rmtree(job.sandbox, ignore_errors=True)
-        root = job.sandbox / "opt_ml"
+        sandbox = job.sandbox = self._work_dir / "jobs" / job.name
+        shutil.rmtree(sandbox, ignore_errors=True)
+        root = sandbox / "opt_ml"
         root.mkdir(parents=True)
         fault = self._faults.take(f"job:{job.kind}")
         if fault and fault.kind == "capacity":
@@ -198,7 +198,7 @@ class JobService:
         if fault and fault.kind == "hang":
             command = [self._python, "-c", "import time; time.sleep(10**6)"]
         job.secondary_status = "Training" if job.kind == "training" else "InProgress"
-        exit_code, tail, seconds = self._execute(job, command, env, timeout)
+        exit_code, tail, seconds = self._execute(job, sandbox, command, env, timeout)
         job.compute_seconds = seconds
         if job.kind == "training":
             self._sync_checkpoints(job, root, upload=True)
@@ -223,14 +223,14 @@ class JobService:
             job.secondary_status = status
         job.status = status
 
-    def _execute(self, job: Job, command: list[str], env: dict[str, str],
+    def _execute(self, job: Job, sandbox: Path, command: list[str], env: dict[str, str],
                  timeout: float) -> tuple[int | None, str, float]:
-        assert job.sandbox is not None
-        log_path = job.sandbox / "job.log"
+        log_path = sandbox / "job.log"
         started = dt.datetime.now(dt.UTC)
         with open(log_path, "wb") as log:
+            # The job's own entrypoint, as its container would run it: an argv list, no shell.
             job.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
-                                           env=env, cwd=job.sandbox)
+                                           env=env, cwd=sandbox)
             try:
                 exit_code: int | None = job.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -432,7 +432,8 @@ def _hp_arg(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _api_fault(kind: str, operation: str) -> ServiceException:
+def api_fault(kind: str, operation: str) -> ServiceException:
+    """The error a SageMaker API refuses a request with, by fault kind (faults.KINDS)."""
     if kind == "throttle":
         return ThrottlingException(f"Rate exceeded for {operation}")
     if kind == "limit":
