@@ -13,7 +13,7 @@ OUT ?= out
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup demo test lint bench deploy clean
+.PHONY: setup demo test lint bench reliability deploy clean
 
 ## setup: .venv with the project, the local cloud and the test tools; the SAM CLI, checkov and the
 ## sagemaker SDK each in an environment of its own (each pins versions the others fight over)
@@ -73,6 +73,10 @@ $(BENCH_VENV)/.installed:
 ## bench: every benchmark figure beside its floor, measured in the same run (writes benchmarks/results.json)
 bench: setup $(BENCH_VENV)/.installed
 	$(VENV)/bin/python benchmarks/run.py --out benchmarks/results.json
+
+## reliability: the fault catalogue, hostile inputs, the burst and the storm, with what held (FULL=1: full sizes)
+reliability: setup
+	$(VENV)/bin/python -m selfheal.reliability $(if $(FULL),--full)
 
 ## deploy: build and deploy to AWS (ENV=dev|prod), publishing ml/ under its content hash
 deploy: setup
