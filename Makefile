@@ -56,7 +56,7 @@ demo: setup
 
 ## test: every test (unit, state machine paths, template, end to end on the local cloud), one worker per core
 test: setup
-	$(VENV)/bin/pytest -n auto
+	$(VENV)/bin/pytest -n auto --dist loadgroup
 
 ## lint: ruff and cfn-lint
 lint: setup
