@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asl_rules import LAMBDA_TRANSIENT_ERRORS, MAX_ATTEMPTS
 from selfheal_shared import serving
 from selfheal_shared.serving_events import (
     Deployment,
@@ -24,15 +25,6 @@ from selfheal_shared.serving_events import (
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text()
-LAMBDA_TRANSIENT_ERRORS = {
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-    "Lambda.Unknown",  # the function died (out of memory, killed) after its work: handlers are idempotent
-    "Lambda.ClientExecutionTimeoutException",
-}
-MAX_ATTEMPTS = 6
 # Which request model each function's payloads must satisfy.
 PAYLOADS = {
     "PrepareDeployFunctionArn": DeployRequest,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asl_rules import LAMBDA_TRANSIENT_ERRORS, MAX_ATTEMPTS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text()
@@ -28,15 +29,6 @@ PIPELINE_STATES = {
     "RecordFailure",
     "Failed",
 }
-LAMBDA_TRANSIENT_ERRORS = {
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-    "Lambda.Unknown",  # the function died (out of memory, killed) after its work: handlers are idempotent
-    "Lambda.ClientExecutionTimeoutException",
-}
-MAX_ATTEMPTS = 6
 
 
 def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
