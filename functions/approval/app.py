@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.serving_events import ModelPackageStateChangeEvent
 
 logger = Logger()
@@ -25,6 +26,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_parser(model=ModelPackageStateChangeEvent)
+@throttling_as_retryable
 def lambda_handler(event: ModelPackageStateChangeEvent, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(model_package_arn=event.detail.model_package_arn)
     result = handle_approval(event)

@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gate import evaluate_gate
+from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.events import GateRequest
 
 logger = Logger()
@@ -24,6 +25,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_parser(model=GateRequest)
+@throttling_as_retryable
 def lambda_handler(event: GateRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.run_id, model=event.model)
     result = evaluate_gate(event)

@@ -13,6 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ingest import Upload, ingest_upload
+from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.events import S3ObjectCreatedEvent
 from selfheal_shared.idempotency import run_once
 
@@ -25,6 +26,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_parser(model=S3ObjectCreatedEvent)
+@throttling_as_retryable
 def lambda_handler(event: S3ObjectCreatedEvent, context: LambdaContext) -> dict[str, Any]:
     upload = Upload.from_event(event)
     logger.append_keys(cause_id=upload.cause_id)

@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollout import record_deployment
+from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.serving_events import RecordDeploymentRequest
 
 logger = Logger()
@@ -24,6 +25,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_parser(model=RecordDeploymentRequest)
+@throttling_as_retryable
 def lambda_handler(event: RecordDeploymentRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(model=event.model, run_id=event.run_id, execution=event.execution)
     result = record_deployment(event, context)

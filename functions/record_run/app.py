@@ -12,6 +12,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from recorder import record_run
+from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.events import RecordRunRequest
 
 logger = Logger()
@@ -23,6 +24,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_parser(model=RecordRunRequest)
+@throttling_as_retryable
 def lambda_handler(event: RecordRunRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.run_id, model=event.model)
     result = record_run(event, context)

@@ -12,6 +12,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from registry import register_model
+from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.events import RegisterRequest
 from selfheal_shared.idempotency import run_once
 
@@ -24,6 +25,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_parser(model=RegisterRequest)
+@throttling_as_retryable
 def lambda_handler(event: RegisterRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.run_id, model=event.model)
     result = run_once("register-model", register_model, event, key="run_id", context=context)

@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.serving_events import SmokeTestRequest
 from smoke import smoke_test
 
@@ -22,6 +23,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_parser(model=SmokeTestRequest)
+@throttling_as_retryable
 def lambda_handler(event: SmokeTestRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(endpoint_name=event.endpoint_name)
     result = smoke_test(event)

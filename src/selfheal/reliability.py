@@ -9,7 +9,8 @@ promises that did not hold, in an operator's words (empty when everything held).
 - `burst`: uploads across five models within seconds, a fifth of them redelivered.
 - `storm`: a monitor that reports violations every few minutes for hours of simulated time.
 - `hostile_uploads`, `hostile_events`, `hostile_payloads`: bad data, keys, events and requests.
-- `crash_in_ingest`, `crash_in_pipeline`: functions that die after their side effects.
+- `crash_in_ingest`, `crash_in_pipeline`: functions that die after their side effects;
+  `throttle_in_pipeline`: a pipeline function's write throttled past the SDK's retries.
 
 tests/reliability/ asserts on these; `python -m selfheal.reliability [--full]` runs them all, prints
 the figures and writes them to out/reliability.json.
@@ -900,12 +901,13 @@ def violation_clock(cloud: LocalCloud) -> Iterator[SimulatedClock]:
         yield clock
 
 
-# -- crashes between steps -----------------------------------------------------------------------------------
+# -- a fault in one function, and what exists afterwards ------------------------------------------------------
 
 
 @dataclass
-class Crash:
-    """A function that died after its side effects, retried: what exists afterwards, counted."""
+class Counted:
+    """A fault in a function (one that died after its side effects, or a throttled write), and what exists
+    afterwards, counted against what should."""
 
     name: str
     faults: list[Injected]
@@ -918,7 +920,7 @@ class Crash:
                         if self.counts[what] != n]
 
 
-def crash_in_ingest(cloud: LocalCloud, folder: Path, notifications: Callable[[], list[dict[str, Any]]]) -> Crash:
+def crash_in_ingest(cloud: LocalCloud, folder: Path, notifications: Callable[[], list[dict[str, Any]]]) -> Counted:
     """IngestFunction dies after recording a dataset, and after quarantining an upload; Lambda retries each."""
     cloud.put_model_config(MODEL, STORY_CONFIG | {"trigger": {"mode": "min_new_rows", "min_new_rows": 10**9}})
     crash = Injection("lambda:IngestFunction", "crash_after", 2, "Lambda's async retry; ingest runs once per upload")
@@ -934,12 +936,12 @@ def crash_in_ingest(cloud: LocalCloud, folder: Path, notifications: Callable[[],
               "quarantine files (upload + reason)": copies["quarantine"],
               "quarantine notifications": sum(n.get("event") == "upload.quarantined" for n in notifications()),
               "dead letters": len(cloud.dead_letters)}
-    return Crash("IngestFunction", faults, counts, {"dataset records": 1, "dataset copies": 1, "quarantine records": 1,
-                                                    "quarantine files (upload + reason)": 2,
-                                                    "quarantine notifications": 1, "dead letters": 0})
+    return Counted("IngestFunction dies after its side effects", faults, counts,
+                   {"dataset records": 1, "dataset copies": 1, "quarantine records": 1,
+                    "quarantine files (upload + reason)": 2, "quarantine notifications": 1, "dead letters": 0})
 
 
-def crash_in_pipeline(cloud: LocalCloud, folder: Path, notifications: Callable[[], list[dict[str, Any]]]) -> Crash:
+def crash_in_pipeline(cloud: LocalCloud, folder: Path, notifications: Callable[[], list[dict[str, Any]]]) -> Counted:
     """RegisterModelFunction dies after registering the package, RecordRunFunction after recording the run and
     notifying; Step Functions sees Lambda.Unknown each time."""
     cloud.put_model_config(MODEL, STORY_CONFIG | {"approval": "manual"})  # ends at RecordRegistered: no deploy
@@ -950,38 +952,63 @@ def crash_in_pipeline(cloud: LocalCloud, folder: Path, notifications: Callable[[
     with injected(cloud, crashes) as faults:
         cloud.upload(MODEL, write_csv(folder, "crash.csv", ROWS, seed=22))
         cloud.wait_idle(IDLE_TIMEOUT)
+    return Counted("RegisterModelFunction and RecordRunFunction die after their side effects", faults,
+                   _one_registered_run(cloud, notifications), ONE_REGISTERED_RUN)
+
+
+def throttle_in_pipeline(cloud: LocalCloud, folder: Path,
+                         notifications: Callable[[], list[dict[str, Any]]]) -> Counted:
+    """DynamoDB throttles the Gate's ledger write past the SDK's own retries (the fault is raised above them),
+    as a hot partition can: the run should back off and go on, as it does for a throttled Lambda."""
+    cloud.put_model_config(MODEL, STORY_CONFIG | {"approval": "manual"})  # ends at RecordRegistered: no deploy
+    cloud.upload(MODEL, write_csv(folder, "throttled.csv", ROWS, seed=23))
+    deadline = time.monotonic() + IDLE_TIMEOUT
+    while cloud.busy()["deliveries"] or not cloud.busy()["executions"]:  # ingest done, the run in flight
+        if time.monotonic() > deadline:
+            raise TimeoutError("the run did not start")
+        time.sleep(0.05)
+    # Nothing but the Gate writes to DynamoDB before the run records its outcome.
+    throttle = Injection("api:dynamodb:UpdateItem", "ProvisionedThroughputExceededException", 1,
+                         "Gate: Retry with backoff")
+    with injected(cloud, (throttle,)) as faults:
+        cloud.wait_idle(IDLE_TIMEOUT)
+    return Counted("DynamoDB throttles a pipeline function's write", faults,
+                   _one_registered_run(cloud, notifications), ONE_REGISTERED_RUN)
+
+
+ONE_REGISTERED_RUN = {"runs": 1, "runs SUCCEEDED and registered": 1, "model packages": 1,
+                      "run.finished notifications": 1, "failure notifications": 0}
+
+
+def _one_registered_run(cloud: LocalCloud, notifications: Callable[[], list[dict[str, Any]]]) -> dict[str, int]:
     report = build_report(cloud, [MODEL])
     packages = cloud.client("sagemaker").list_model_packages(ModelPackageGroupName=f"selfheal-{MODEL}")
     finished = [n for n in notifications() if n.get("event") == "run.finished"]
-    counts = {"runs": len(report["runs"]),
-              "runs SUCCEEDED and registered": sum((r["status"], r["decision"]) == ("SUCCEEDED", "registered")
-                                                   for r in report["runs"]),
-              "model packages": len(packages["ModelPackageSummaryList"]),
-              "run.finished notifications": len(finished),
-              "failure notifications": sum(n.get("decision") == "failed" for n in finished)}
-    return Crash("RegisterModelFunction and RecordRunFunction", faults, counts,
-                 {"runs": 1, "runs SUCCEEDED and registered": 1, "model packages": 1, "run.finished notifications": 1,
-                  "failure notifications": 0})
+    return {"runs": len(report["runs"]),
+            "runs SUCCEEDED and registered": sum((r["status"], r["decision"]) == ("SUCCEEDED", "registered")
+                                                 for r in report["runs"]),
+            "model packages": len(packages["ModelPackageSummaryList"]),
+            "run.finished notifications": len(finished),
+            "failure notifications": sum(n.get("decision") == "failed" for n in finished)}
 
 
 # -- the figures -----------------------------------------------------------------------------------------------
 
 
 def figures(story: Story, catalogue: Catalogue, events: list[InputOutcome], burst_: Burst, storm_: Storm,
-            crashes: list[Crash], size: Sizes, seconds: float) -> dict[str, Any]:
+            counted: list[Counted], size: Sizes, seconds: float) -> dict[str, Any]:
     faults = [{"scenario": f"story: {s.step.what}", "held": not s.problems(), **f.as_dict()}
               for s in story.steps for f in s.faults]
     faults += [{"scenario": f"story: {d.event} twice", "held": not d.problems(), **f.as_dict()}
                for d in story.duplicates for f in d.faults]
-    faults += [{"scenario": f"crash: {c.name}", "held": not c.problems(), **f.as_dict()}
-               for c in crashes for f in c.faults]
+    faults += [{"scenario": c.name, "held": not c.problems(), **f.as_dict()} for c in counted for f in c.faults]
     inputs = [o.as_dict() for o in [*catalogue.outcomes, *events, *story.payloads]]
     traffic = [a for s in story.steps for a in s.answers or []] + [a for d in story.duplicates for a in d.answers]
     canary = sum(s.new_variant_invocations for s in story.steps if s.step.canary_errors)
     return {
         "size": size.name, "seconds": round(seconds, 1),
         "problems": story.problems() + catalogue.problems() + burst_.problems() + storm_.problems()
-        + [f"crash {c.name}: {p}" for c in crashes for p in c.problems()]
+        + [f"{c.name}: {p}" for c in counted for p in c.problems()]
         + [f"{o.name}: {o.problem}" for o in events if o.problem],
         "faults": faults,
         "inputs": inputs,
@@ -1045,12 +1072,13 @@ def run_all(work: Path, size: Sizes, echo: Callable[[str], None] = print) -> dic
         burst_ = burst(c, size.burst_uploads, size.burst_trains)
     with cloud("storm") as c:
         storm_ = storm(c, work / "storm" / "data", size.storm_hours, size.storm_tick_minutes)
-    crashes = []
-    for name, scenario in (("crash-ingest", crash_in_ingest), ("crash-pipeline", crash_in_pipeline)):
+    counted = []
+    for name, scenario in (("crash-ingest", crash_in_ingest), ("crash-pipeline", crash_in_pipeline),
+                           ("throttle-pipeline", throttle_in_pipeline)):
         with cloud(name) as c:
             inbox = Inbox(c)
-            crashes.append(scenario(c, work / name / "data", inbox.read))
-    return figures(story, catalogue, events, burst_, storm_, crashes, size, time.monotonic() - started)
+            counted.append(scenario(c, work / name / "data", inbox.read))
+    return figures(story, catalogue, events, burst_, storm_, counted, size, time.monotonic() - started)
 
 
 class Inbox:

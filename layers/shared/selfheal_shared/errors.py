@@ -1,6 +1,12 @@
 """Named exceptions. Lambda reports an exception's class name as the error type, so the state
 machines can Retry or Catch these by name (e.g. "ErrorEquals": ["EvaluationNotFound"])."""
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
 
 class SelfhealError(Exception):
     """Base of every error selfheal raises on purpose."""
@@ -49,3 +55,31 @@ class UploadRejected(SelfhealError):
         self.check = check
         self.reason = reason
         super().__init__(f"{check}: {reason}")
+
+
+class AwsThrottled(SelfhealError):
+    """An AWS call was throttled (or the service was briefly unavailable) past the SDK's own retries.
+    Named so the state machines can Retry it with backoff, as they do a throttled Lambda."""
+
+
+# Error codes AWS answers for a transient overload rather than a bad request.
+THROTTLING_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
+    "TooManyRequestsException", "SlowDown", "ServiceUnavailable", "InternalError", "InternalServerError",
+})
+
+
+def throttling_as_retryable(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Re-raise a throttled AWS call as AwsThrottled (the ASL retries it by name); nothing else changes."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in THROTTLING_CODES:
+                raise AwsThrottled(f"{error.operation_name}: {code}") from error
+            raise
+
+    return wrapper
