@@ -63,11 +63,11 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
 
-# evidently (the drift benchmark's comparison) needs pandas < 3: an environment of its own.
+# evidently and NannyML (the drift and estimation benchmarks' comparisons) need pandas < 3: an environment of their own.
 $(BENCH_VENV)/.installed:
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet 'evidently==0.7.23' 'pandas<3' numpy pyarrow
+	$(BENCH_VENV)/bin/pip install --quiet 'evidently==0.7.23' 'nannyml==0.13.1' statsmodels 'pandas<3' numpy pyarrow
 	touch $@
 
 ## bench: every benchmark figure beside its floor, measured in the same run (writes benchmarks/results.json)

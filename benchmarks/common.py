@@ -18,6 +18,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable  # the project's .venv: what the local cloud and the tests run with
+# evidently 0.7 and NannyML 0.13 (the comparisons) need pandas < 3: an environment of their own.
+BENCH_VENV = ROOT / ".venv-bench"
+BENCH_PACKAGES = ["evidently==0.7.23", "nannyml==0.13.1", "statsmodels", "pandas<3", "numpy", "pyarrow"]
+# The command the Makefile owns; run.py runs the same steps when the marker is missing.
+BENCH_ENV_COMMAND = ("python3 -m venv .venv-bench && .venv-bench/bin/pip install --quiet "
+                     + " ".join(f"'{p}'" for p in BENCH_PACKAGES) + " && touch .venv-bench/.installed")
 
 
 @dataclass(frozen=True)
@@ -32,12 +38,13 @@ class Sizes:
     capture_rows: tuple[int, int]  # the monitor end to end, at two sizes (peak memory must not grow)
     demo_rows: int  # the demo's first upload (its trigger policy trains from 1,000 rows)
     call_seconds: float  # a timed run repeats a fast call until it lasts this long
+    estimation_rows: tuple[int, int]  # performance estimation at two sizes (peak memory must not grow)
 
     @classmethod
     def pick(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(True, 3, 2, 10_000, 2_000, (2_000, 10_000), 1000, 0.05)
-        return cls(False, 5, 15, 1_000_000, 200_000, (200_000, 1_000_000), 3000, 0.2)
+            return cls(True, 3, 2, 10_000, 2_000, (2_000, 10_000), 1000, 0.05, (20_000, 100_000))
+        return cls(False, 5, 15, 1_000_000, 200_000, (200_000, 1_000_000), 3000, 0.2, (200_000, 1_000_000))
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,18 @@ def load_ml(name: str) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
+
+
+def bench_python(create: bool) -> Path | None:
+    """.venv-bench's python, made first (once: a marker file says it is complete) when `create`."""
+    python = BENCH_VENV / "bin" / "python"
+    if (BENCH_VENV / ".installed").exists():
+        return python
+    if not create:
+        return None
+    print(f"  making the benchmarks' environment: {BENCH_ENV_COMMAND}", flush=True)
+    subprocess.run(BENCH_ENV_COMMAND, shell=True, cwd=ROOT, check=True)  # noqa: S602  # fixed text
+    return python
 
 
 def not_measured(name: str, unit: str, goal: Goal | None, floor_what: str, why: str) -> Figure:

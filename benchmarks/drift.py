@@ -25,7 +25,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import PYTHON, ROOT, ChildRun, Figure, Goal, Sizes, hot_spots, load_ml, median, run_child, timed
+from common import (
+    BENCH_ENV_COMMAND,
+    PYTHON,
+    ROOT,
+    ChildRun,
+    Figure,
+    Goal,
+    Sizes,
+    bench_python,
+    hot_spots,
+    load_ml,
+    median,
+    run_child,
+    timed,
+)
 
 THROUGHPUT_GOAL = Goal("ratio", ">=", 50.0)  # against evidently
 AGREEMENT_GOAL = Goal("ratio", ">=", 1.0)  # every verdict the same
@@ -35,11 +49,6 @@ CATEGORY_COUNTS = (3, 4, 5, 6, 8, 10, 12, 20)
 SHIFTED = ("n0", "n1", "n2", "n3", "c0", "c1")
 RECORDS_PER_FILE = 50_000
 
-BENCH_VENV = ROOT / ".venv-bench"
-EVIDENTLY_PACKAGES = ["evidently==0.7.23", "pandas<3", "numpy", "pyarrow"]
-# The command the Makefile can own; run.py runs the same steps when the marker is missing.
-EVIDENTLY_ENV_COMMAND = ("python3 -m venv .venv-bench && .venv-bench/bin/pip install --quiet "
-                         + " ".join(f"'{p}'" for p in EVIDENTLY_PACKAGES) + " && touch .venv-bench/.installed")
 FLOOR_READ = """import pathlib, sys
 lines = 0
 for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.jsonl")):
@@ -88,18 +97,6 @@ CATEGORICAL = [f"c{i}" for i in range(len(CATEGORY_COUNTS))]
 
 
 # ---------------------------------------------------------------------------------------------- evidently
-
-
-def evidently_python(create: bool) -> Path | None:
-    """.venv-bench's python, made first (once: a marker file says it is complete) when `create`."""
-    python = BENCH_VENV / "bin" / "python"
-    if (BENCH_VENV / ".installed").exists():
-        return python
-    if not create:
-        return None
-    print(f"  making the evidently environment: {EVIDENTLY_ENV_COMMAND}", flush=True)
-    subprocess.run(EVIDENTLY_ENV_COMMAND, shell=True, cwd=ROOT, check=True)  # noqa: S602  # fixed text
-    return python
 
 
 def run_evidently(python: Path, work: Path, frames: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
@@ -177,9 +174,9 @@ def _evidently(sizes: Sizes, frames: dict[str, tuple[pd.DataFrame, pd.DataFrame]
                repeats: dict[str, int]) -> tuple[dict[str, Any] | None, str | None]:
     """evidently's results, or why there are none (the table says so instead of the run stopping)."""
     try:
-        python = evidently_python(create=not sizes.quick)
+        python = bench_python(create=not sizes.quick)
         if python is None:
-            return None, f"evidently's environment is absent (a full run makes it: {EVIDENTLY_ENV_COMMAND})"
+            return None, f"evidently's environment is absent (a full run makes it: {BENCH_ENV_COMMAND})"
         with tempfile.TemporaryDirectory(prefix="selfheal-bench-evidently-") as work:
             return run_evidently(python, Path(work), frames, repeats), None
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:

@@ -25,6 +25,7 @@ from typing import Any
 import cold_start
 import demo_loop
 import drift
+import estimation
 import inference_speed
 import package_size
 from common import ROOT, Figure, Sizes, format_value
@@ -37,6 +38,7 @@ SECTIONS: list[Section] = [
     ("inference", inference_speed.measure),
     ("drift analysis", drift.in_memory),
     ("monitor end to end", drift.end_to_end),
+    ("performance estimation", estimation.measure),
     ("the loop", demo_loop.measure),
 ]
 
