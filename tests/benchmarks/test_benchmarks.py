@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = {"cold start", "package size", "inference", "drift analysis", "monitor end to end", "the loop"}
+SECTIONS = {"cold start", "package size", "inference", "drift analysis", "monitor end to end",
+            "performance estimation", "the loop"}
 TIMEOUT_SECONDS = 600
 
 
