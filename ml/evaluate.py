@@ -7,6 +7,9 @@ Inputs  <OPT_ML>/processing/input/config/config.json     the run's config (targe
         <OPT_ML>/processing/input/champion/model.tar.gz  the serving model, when there is one
 Output  <OPT_ML>/processing/output/evaluation/evaluation.json: model-registry metrics of the challenger
         plus a "selfheal" section comparing it with the champion on the very same test rows.
+        <OPT_ML>/processing/output/evaluation/quality_baseline.json: what the model-quality monitor needs
+        to judge this model once it serves (ml/quality.py): problem, classes, feature order, and the
+        calibration of its scores on these held-out rows (for estimating its metrics before labels arrive).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ if str(HERE) not in sys.path:  # features.py ships beside this script
     sys.path.insert(0, str(HERE))
 
 from features import FeatureTransform  # noqa: E402
+from quality_metrics import fit_calibration  # noqa: E402
 
 OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
 INPUT = OPT_ML / "processing" / "input"
@@ -114,13 +118,26 @@ def _multiclass_auc(truth: np.ndarray, scores: np.ndarray) -> float:
     return roc_auc_score(truth, scores, multi_class="ovr", average="macro", labels=list(range(scores.shape[1])))
 
 
-def score(tarball: Path, rows: pd.DataFrame, problem: str, target: str) -> dict[str, float | None]:
+def scored(tarball: Path, rows: pd.DataFrame, problem: str, target: str) -> tuple[FeatureTransform, np.ndarray,
+                                                                                   np.ndarray]:
+    """(the model's transform, the rows' encoded truth, the model's scores on them)."""
     booster, transform = load_model(tarball)
     if (transform.problem, transform.target) != (problem, target):
         raise ValueError(
             f"model was trained for {transform.problem} on '{transform.target}', this run is {problem} on '{target}'"
         )
-    return compute_metrics(problem, transform.encode_target(rows[target]), predict(booster, transform, rows))
+    return transform, transform.encode_target(rows[target]), predict(booster, transform, rows)
+
+
+def score(tarball: Path, rows: pd.DataFrame, problem: str, target: str) -> dict[str, float | None]:
+    _, truth, scores = scored(tarball, rows, problem, target)
+    return compute_metrics(problem, truth, scores)
+
+
+def quality_baseline(transform: FeatureTransform, truth: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    return {"problem": transform.problem, "target": transform.target, "features": transform.feature_names,
+            "labels": [str(label) for label in transform.labels or []], "test_rows": int(len(truth)),
+            "calibration": fit_calibration(transform.problem, scores, truth)}
 
 
 def score_champion(folder: Path, rows: pd.DataFrame, problem: str, target: str) -> dict[str, Any]:
@@ -159,7 +176,8 @@ def main() -> None:
     test_bytes = (INPUT / "test" / "test.csv").read_bytes()
     # Text as written, so each model's own transform decides what is a number and what a level.
     rows = pd.read_csv(io.BytesIO(test_bytes), dtype=str)
-    challenger = score(INPUT / "model" / "model.tar.gz", rows, problem, target)
+    transform, truth, scores = scored(INPUT / "model" / "model.tar.gz", rows, problem, target)
+    challenger = compute_metrics(problem, truth, scores)
     champion = score_champion(INPUT / "champion", rows, problem, target)
     evaluation = {
         **registry_metrics(problem, challenger),
@@ -175,6 +193,8 @@ def main() -> None:
     }
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / "evaluation.json").write_text(json.dumps(evaluation, indent=1) + "\n", encoding="utf-8")
+    (OUTPUT / "quality_baseline.json").write_text(json.dumps(quality_baseline(transform, truth, scores)) + "\n",
+                                                  encoding="utf-8")
     print(f"evaluate: {len(rows)} test rows; challenger {json.dumps(challenger)}")
     print(f"evaluate: champion {json.dumps(champion)}")
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import quality_metrics
 import xgboost as xgb
 from features import FeatureTransform
 from sklearn.metrics import (
@@ -110,6 +111,20 @@ def test_the_run_is_described_for_the_gate(binary_model, binary_evaluation) -> N
     assert (selfheal["metric"], selfheal["greater_is_better"]) == ("auc", True)
     assert selfheal["test_rows"] == len(binary_model.test_rows)
     assert selfheal["test_sha256"] == hashlib.sha256(test_file.read_bytes()).hexdigest()
+
+
+def test_the_quality_monitor_gets_the_models_classes_features_and_score_calibration(binary_model,
+                                                                                   binary_evaluation) -> None:
+    _, champion_dir = binary_evaluation
+    output = champion_dir.parent / "opt_ml" / "processing" / "output" / "evaluation"
+    baseline = json.loads((output / "quality_baseline.json").read_text())
+    transform, truth, probability = _by_hand(binary_model.model_dir, binary_model.test_rows)
+    assert (baseline["problem"], baseline["target"]) == ("binary", transform.target)
+    assert baseline["features"] == transform.feature_names
+    assert baseline["labels"] == [str(label) for label in transform.labels]
+    # Calibrated on these very rows, the scores' mean is the rows' positive rate
+    calibrated = quality_metrics.calibrate(baseline["calibration"], probability)
+    assert calibrated.mean() == pytest.approx(truth.mean(), abs=0.01)
 
 
 def test_multiclass_metrics_and_a_champion_that_cannot_score_the_rows(
