@@ -2,16 +2,16 @@
 ground truth by inference id, in Model Monitor's model-quality formats, with performance estimated
 from the model's own scores while labels are missing.
 
-    python3 quality.py --start-time ISO --end-time ISO [--label-delay-hours H]
+    python3 quality.py --metric auc --threshold 0.75 --start-time ISO --end-time ISO [--label-delay-hours H]
 Inputs  <OPT_ML>/processing/input/capture/**/*.jsonl        endpoint data capture (the window's predictions)
         <OPT_ML>/processing/input/ground_truth/**/*.jsonl   labels in SageMaker's ground-truth format, under
                                                             yyyy/mm/dd/hh/ folders (the hour they arrived)
         <OPT_ML>/processing/input/quality/quality_baseline.json  problem, labels, features, calibration
-        <OPT_ML>/processing/input/quality/constraints.json  the configured metric and its threshold
 Outputs <OPT_ML>/processing/output/quality/{statistics,constraints,constraint_violations,quality_metrics}.json
         <OPT_ML>/processing/output/labelled/labelled_traffic.csv: the matched requests' features and label,
         oldest first (a dataset to retrain on)
 
+The configured metric and threshold are the constraint (constraints.json, written beside the report).
 A prediction is joined by its eventMetadata.inferenceId (the InferenceId the client sent), or its eventId
 when it has none, as Model Monitor merges. Late, duplicate, missing and unknown labels are counted, never
 fatal. Memory is bounded: labels and captures are partitioned by a hash of the id into spill files when
@@ -53,7 +53,7 @@ _HOUR_FOLDER = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})/")
 
 
 class QualityInputError(ValueError):
-    """The quality baseline or constraints are missing or malformed."""
+    """The quality baseline is missing or malformed."""
 
 
 @dataclass
@@ -377,22 +377,16 @@ def _read_spilled_captures(path: Path) -> Iterator[Prediction]:
 # --------------------------------------------------------------------------------------------------- the job
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise QualityInputError(f"cannot read {path}: {error}") from error
-
-
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None  # noqa: UP017
 
 
-def run_job(opt_ml: Path, window: Window, memory_bytes: int = LABEL_MEMORY_BYTES) -> dict[str, Any]:
+def run_job(opt_ml: Path, window: Window, metric: str, threshold: float,
+            memory_bytes: int = LABEL_MEMORY_BYTES) -> dict[str, Any]:
     """The processing job under SageMaker's container layout; returns quality_metrics.json's content."""
     inputs, outputs = opt_ml / "processing" / "input", opt_ml / "processing" / "output"
     baseline = Baseline.read(inputs / "quality" / "quality_baseline.json")
-    constraints = _read_json(inputs / "quality" / "constraints.json")
+    constraints = qm.constraints_document(baseline.problem, metric, threshold)
     capture = sorted((inputs / "capture").rglob("*.jsonl")) if (inputs / "capture").is_dir() else []
     truth = sorted((inputs / "ground_truth").rglob("*.jsonl")) if (inputs / "ground_truth").is_dir() else []
     job = Join(baseline, window)
@@ -409,6 +403,8 @@ def run_job(opt_ml: Path, window: Window, memory_bytes: int = LABEL_MEMORY_BYTES
     violations = qm.violations_document(baseline.problem, constraints, statistics)
     metrics = {
         "problem": baseline.problem,
+        "metric": metric,
+        "threshold": threshold,
         "window": {"start": _iso(window.start), "end": _iso(window.end),
                    "label_delay_hours": window.label_delay.total_seconds() / 3600},
         "labels": vars(job.counts),
@@ -426,6 +422,8 @@ def run_job(opt_ml: Path, window: Window, memory_bytes: int = LABEL_MEMORY_BYTES
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="selfheal's model-quality monitor (a SageMaker processing job)")
+    parser.add_argument("--metric", required=True, help="the configured metric: the constraint's")
+    parser.add_argument("--threshold", type=float, required=True, help="the configured metric's threshold")
     parser.add_argument("--start-time", type=_parse_time, help="predictions with inferenceTime >= this (ISO)")
     parser.add_argument("--end-time", type=_parse_time, help="predictions with inferenceTime < this (ISO)")
     parser.add_argument("--label-delay-hours", type=float, default=0.0,
@@ -438,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _arguments(argv)
     now = arguments.now or arguments.end_time or datetime.now(timezone.utc)  # noqa: UP017
     window = Window(arguments.start_time, arguments.end_time, timedelta(hours=arguments.label_delay_hours), now)
-    metrics = run_job(OPT_ML, window)
+    metrics = run_job(OPT_ML, window, arguments.metric, arguments.threshold)
     counts = Counter({k: v for k, v in metrics["labels"].items() if v})
     print(f"model quality: {dict(counts)}; realized {metrics['metrics']}; estimated {metrics['estimated']}; "
           f"{len(metrics['violations'])} violation(s)")

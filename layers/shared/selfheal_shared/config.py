@@ -180,6 +180,10 @@ class Monitor(_Section):
         max_length=6,
     )
     min_drifted_features: int = Field(1, ge=1, le=10000)
+    # Model quality: captured predictions joined with their labels (ground-truth/<model>/).
+    label_delay_hours: FiniteFloat = Field(24.0, ge=0, le=24 * 90)  # how long labels may take to arrive
+    min_labels: int = Field(200, ge=1, le=10**7)  # labelled predictions before the realized metric decides
+    quality_window_hours: int = Field(24 * 7, ge=1, le=24 * 90)  # the newest predictions judged by their labels
 
     @field_validator("check_types")
     @classmethod

@@ -103,11 +103,14 @@ def record_dataset(
     bytes: int,
     format: str,
     recorded_at: str,
+    **provenance: Any,
 ) -> dict[str, Any]:
-    """Put the DATASET item once: a repeat with the same recorded_at and key returns the stored one."""
+    """Put the DATASET item once: a repeat with the same recorded_at and key returns the stored one.
+    `provenance` says where a dataset that was not uploaded comes from (source="labelled_traffic",
+    the monitoring execution and the model package whose predictions were labelled)."""
     item = {"pk": _pk(model), "sk": f"DATASET#{recorded_at}#{key}", "model": model, "key": key,
             "version_id": version_id, "s3_uri": s3_uri, "rows": rows, "columns": columns, "bytes": bytes,
-            "format": format, "recorded_at": recorded_at}
+            "format": format, "recorded_at": recorded_at, **provenance}
     return _put_new(item)[0]
 
 
@@ -328,3 +331,24 @@ def retrains_since(model: str, since: str) -> list[dict[str, Any]]:
             break
         found.append(item)
     return found
+
+
+# A retrain waiting for labels (one per model): drift found, but nothing new to learn from yet.
+
+PENDING = "PENDING_RETRAIN"
+
+
+def get_pending_retrain(model: str) -> dict[str, Any] | None:
+    return _get(model, PENDING)
+
+
+def set_pending_retrain(model: str, *, since: str, execution: str, reason: str) -> dict[str, Any]:
+    """Record that a retrain waits for labels; an existing one keeps its `since` (when the wait began)."""
+    return _put_new({"pk": _pk(model), "sk": PENDING, "model": model, "since": since, "execution": execution,
+                     "reason": reason})[0]
+
+
+def clear_pending_retrain(model: str) -> dict[str, Any] | None:
+    """Remove the pending retrain; returns what it was (None when there was none)."""
+    response = aws.ledger_table().delete_item(Key={"pk": _pk(model), "sk": PENDING}, ReturnValues="ALL_OLD")
+    return from_dynamo(response["Attributes"]) if "Attributes" in response else None
