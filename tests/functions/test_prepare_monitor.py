@@ -22,13 +22,28 @@ def prepare(load_handler, serving_cloud, lambda_context):
     return lambda name: handler(load_event("prepare_monitor", name), lambda_context)
 
 
-def given_serving(cloud, deployed: datetime) -> None:
-    """A model serving since `deployed`, with its baseline from training."""
+PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/selfheal-churn/1"
+ARTIFACTS = "artifacts/churn/churn-upload-1a2b3c4d5e6f"
+QUALITY_BASELINE = {"problem": "binary", "target": "churned", "labels": ["0", "1"], "features": ["tenure_months"],
+                    "calibration": {"method": "none", "maps": []}}
+
+
+def given_serving(cloud, deployed: datetime, quality_baseline: bool = True) -> None:
+    """A model serving since `deployed`, with its baselines from training (drift, and model quality)."""
     ledger.record_endpoint(MODEL, {"outcome": "deployed"}, endpoint_name="selfheal-churn", status="InService",
-                           model_package_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/selfheal-churn/1",
+                           model_package_arn=PACKAGE, run_id="churn-upload-1a2b3c4d5e6f",
                            baseline_uri=f"s3://{BUCKET}/{RUN}", deployed_at=ledger.timestamp(deployed))
+    ledger.put_run(MODEL, "churn-upload-1a2b3c4d5e6f", artifacts_uri=f"s3://{BUCKET}/{ARTIFACTS}")
     cloud.put_json(f"{RUN}/statistics.json", STATISTICS)
     cloud.put_json(f"{RUN}/constraints.json", CONSTRAINTS)
+    if quality_baseline:
+        cloud.put_json(f"{ARTIFACTS}/evaluation/quality_baseline.json", QUALITY_BASELINE)
+
+
+def given_labels(cloud, moment: datetime, name: str = "labels") -> str:
+    key = f"ground-truth/churn/{moment:%Y/%m/%d/%H}/{name}.jsonl"
+    cloud.s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"groundTruthData": {}}\n')
+    return key
 
 
 def given_capture(cloud, moment: datetime, name: str = "part") -> str:
@@ -79,6 +94,67 @@ def test_scheduled(prepare, serving_cloud):
     assert window["job_prefix"].startswith("churn-") and len(window["job_prefix"]) <= 40
 
 
+def test_the_quality_window_judges_the_serving_models_predictions_by_every_label_arrived(prepare, serving_cloud):
+    # Given a model deployed 3 hours ago, its predictions since, and labels arriving since
+    now = datetime.now(UTC)
+    deployed = now - timedelta(hours=3)
+    given_serving(serving_cloud, deployed)
+    predictions = [given_capture(serving_cloud, now - timedelta(hours=h), f"h{h}") for h in (2, 1, 0)]
+    stale = given_labels(serving_cloud, deployed - timedelta(hours=2), "before-the-model")
+    labels = [given_labels(serving_cloud, now - timedelta(hours=h), f"labels-{h}") for h in (1, 0)]
+    # When the window is prepared
+    quality = prepare("scheduled.json")["quality"]
+    work = f"monitoring/churn/{load_event('prepare_monitor', 'scheduled.json')['execution']}"
+    # Then the quality window is the serving model's predictions, judged on the configured metric
+    assert quality["has_data"] is True
+    assert quality["start"] == ledger.timestamp(deployed)
+    assert (quality["metric"], quality["threshold"], quality["label_delay_hours"]) == ("auc", 0.75, 24.0)
+    assert quality["model_package_arn"] == PACKAGE
+    # and its manifests list those predictions and every label arrived since
+    assert serving_cloud.read_json(f"{work}/input/ground-truth.manifest")[1:] == labels and stale not in labels
+    assert set(serving_cloud.read_json(f"{work}/input/quality-capture.manifest")[1:]) >= set(predictions)
+    # and the serving model's quality baseline is staged for the job
+    assert quality["baseline_uri"] == f"s3://{BUCKET}/{work}/quality-baseline"
+    assert serving_cloud.read_json(f"{work}/quality-baseline/quality_baseline.json") == QUALITY_BASELINE
+    assert quality["report_uri"] == f"s3://{BUCKET}/{work}/quality"
+    assert quality["labelled_uri"] == f"s3://{BUCKET}/{work}/labelled"
+
+
+def test_without_labels_the_quality_job_still_runs_to_estimate(prepare, serving_cloud):
+    now = datetime.now(UTC)
+    given_serving(serving_cloud, now - timedelta(hours=1))
+    given_capture(serving_cloud, now)
+    quality = prepare("scheduled.json")["quality"]
+    work = f"monitoring/churn/{load_event('prepare_monitor', 'scheduled.json')['execution']}"
+    assert quality["has_data"] is True and quality["label_files"] == 0
+    (placeholder,) = serving_cloud.read_json(f"{work}/input/ground-truth.manifest")[1:]
+    assert serving_cloud.s3.get_object(Bucket=BUCKET, Key=placeholder)["Body"].read() == b""
+
+
+def test_labels_arriving_after_the_traffic_are_judged_though_no_new_traffic_came(prepare, serving_cloud):
+    # Given traffic analysed for drift an hour ago, and labels arriving since
+    now = datetime.now(UTC)
+    given_serving(serving_cloud, now - timedelta(hours=3))
+    given_capture(serving_cloud, now - timedelta(hours=2))
+    analysed = ledger.timestamp(now - timedelta(minutes=30))
+    ledger.put_monitor(MODEL, at=analysed, execution="earlier", status="Completed", window_end=analysed)
+    given_labels(serving_cloud, now)
+    # Then there is no new traffic to analyse for drift, but the predictions are judged by their labels
+    window = prepare("scheduled.json")
+    assert window["has_data"] is False and window["quality"]["has_data"] is True
+    assert window["quality"]["label_files"] == 1
+    assert window["code_uri"] and window["job_prefix"] and window["instance_type"]
+
+
+def test_a_model_trained_before_quality_monitoring_is_still_monitored_for_drift(prepare, serving_cloud):
+    now = datetime.now(UTC)
+    given_serving(serving_cloud, now - timedelta(hours=1), quality_baseline=False)
+    given_capture(serving_cloud, now)
+    window = prepare("scheduled.json")
+    assert window["has_data"] is True and window["quality"]["has_data"] is False
+    assert "no quality_baseline.json" in window["quality"]["reason"]
+
+
 def test_on_demand(prepare, serving_cloud):
     # Given a window analysed up to 30 minutes ago, and a later failed execution that analysed nothing
     now = datetime.now(UTC)
@@ -97,6 +173,7 @@ def test_no_model_serving(prepare):
     window = prepare("scheduled.json")
     assert window["has_data"] is False and window["reason"] == "no model serves: nothing to monitor"
     assert window["manifest_uri"] is None and window["end"]
+    assert window["quality"]["has_data"] is False
 
 
 def test_no_traffic_in_the_window(prepare, serving_cloud):

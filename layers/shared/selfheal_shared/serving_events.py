@@ -4,7 +4,8 @@ docs/architecture.md ("DeployPipeline", "MonitorPipeline"):
 - ModelPackageStateChangeEvent: what EventBridge delivers to ApprovalFunction.
 - DeployRequest -> Deployment: PrepareDeployFunction's input and output ($.deploy in DeployPipeline).
 - SmokeTestRequest, RecordDeploymentRequest: the other DeployPipeline Lambdas' inputs.
-- MonitorRequest -> MonitorWindow: PrepareMonitorFunction's input and output ($.window in MonitorPipeline).
+- MonitorRequest -> MonitorWindow (with its QualityWindow): PrepareMonitorFunction's input and output
+  ($.window in MonitorPipeline).
 - ViolationRequest: ViolationFunction's input (a window to judge, or the error that ended the analysis).
 Anything that does not match raises pydantic's ValidationError naming the field."""
 
@@ -116,9 +117,31 @@ class MonitorRequest(_Payload):
     execution: ExecutionName
 
 
+class QualityWindow(_Payload):
+    """The serving model's newest predictions to judge against their labels (ml/quality.py). Every key is
+    always present (null when it does not apply); the job fields only matter when has_data is true."""
+
+    has_data: bool
+    reason: str
+    start: str | None  # predictions with start <= inferenceTime < end
+    end: str | None
+    label_delay_hours: float = Field(ge=0)
+    metric: str
+    threshold: float
+    files: int = Field(ge=0)  # capture files
+    label_files: int = Field(ge=0)
+    model_package_arn: str | None  # the serving model, whose predictions are judged
+    baseline_uri: S3UriText | None  # folder with the serving model's quality_baseline.json
+    capture_manifest_uri: S3UriText | None
+    labels_manifest_uri: S3UriText | None
+    report_uri: S3UriText | None
+    labelled_uri: S3UriText | None
+
+
 class MonitorWindow(_Payload):
-    """The capture window to analyse. Every key is always present (null when it does not apply), so
-    the ASL can select them; the job fields only matter when has_data is true."""
+    """The capture window to analyse for drift, and the quality window. Every key is always present
+    (null when it does not apply), so the ASL can select them; the job fields only matter when
+    has_data is true."""
 
     has_data: bool
     reason: str
@@ -132,6 +155,7 @@ class MonitorWindow(_Payload):
     code_uri: S3UriText | None
     job_prefix: str | None
     instance_type: str | None
+    quality: QualityWindow | None = None  # None: monitored before model quality was (an older execution)
 
 
 class ViolationRequest(_Payload):
