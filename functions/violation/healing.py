@@ -16,7 +16,7 @@ daily cap, one run in flight) come after, in drift_policy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Action = Literal["retrain", "alert", "none", "wait_for_labels"]
@@ -55,8 +55,8 @@ class Quality:
 
 @dataclass(frozen=True)
 class Findings:
-    drifted: list[str] = field(default_factory=list)  # features with a counted violation
-    enough_drift: bool = False  # at least monitor.min_drifted_features of them
+    drift: str = ""  # what the drift analysis found, in words ("" when there was none this time)
+    enough_drift: bool = False  # violations on at least monitor.min_drifted_features features
     quality: Quality | None = None
     new_labelled_rows: int = 0  # uploaded rows the champion was not trained on
     pending: bool = False  # a retrain is waiting for labels
@@ -72,35 +72,32 @@ class Judgement:
 
 def judge(findings: Findings, on_violation: str) -> Judgement:
     quality = findings.quality
-    drift = _drift_words(findings)
+    drift = f"; {findings.drift}" if findings.drift else ""
     if quality is not None and quality.confirmed:
         realized = quality.describe(quality.realized, "realized")
         if quality.below(quality.realized):
             return _retrain(on_violation, "quality", f"{realized}{drift}; retraining on the labelled traffic")
-        held = "quality held: " + realized
         if findings.pending:
-            return Judgement("none", f"{held}{drift}; the pending retrain is cleared", pending="clear")
-        return Judgement("none", held + drift)
+            return Judgement("none", f"quality held: {realized}{drift}; the pending retrain is cleared",
+                             pending="clear")
+        return Judgement("none", f"quality held: {realized}{drift}")
     waiting = _labels_words(quality)
     if findings.enough_drift and findings.new_labelled_rows:
-        return _retrain(on_violation, "drift", f"drift on {', '.join(findings.drifted)}; "
-                                               f"{findings.new_labelled_rows} labelled rows the champion has not "
-                                               f"seen{waiting}")
+        return _retrain(on_violation, "drift", f"{findings.drift}; {findings.new_labelled_rows} labelled rows the "
+                                               f"champion has not seen{waiting}")
     estimate = (quality.describe(quality.estimated, "estimated")
                 if quality is not None and quality.estimated is not None else "")
     estimated_low = quality is not None and quality.below(quality.estimated)
     if findings.enough_drift:
-        reason = (f"drift on {', '.join(findings.drifted)}, and no labelled data newer than the champion's: "
-                  f"a retrain now would learn nothing new; waiting for labels{waiting}")
+        reason = (f"{findings.drift}; no labelled data newer than the champion's: a retrain now would learn "
+                  f"nothing new; waiting for labels{waiting}")
         if estimated_low:
             return Judgement("alert", f"{estimate}; {reason}", pending="set")
         return Judgement("wait_for_labels", reason, pending="set")
     if estimated_low:
-        return Judgement("alert", f"{estimate}; waiting for labels to confirm{waiting}", pending="set")
-    if findings.drifted:
-        return Judgement("none", f"drift on {', '.join(findings.drifted)}, fewer features than "
-                                 f"min_drifted_features{waiting}")
-    return Judgement("none", "no drift" + (f"; {estimate}" if estimate else "") + waiting)
+        return Judgement("alert", f"{estimate}{drift}; waiting for labels to confirm{waiting}", pending="set")
+    return Judgement("none", "; ".join(part for part in (findings.drift, estimate) if part) + waiting
+                     or "nothing to judge")
 
 
 def _retrain(on_violation: str, trigger: Literal["quality", "drift"], reason: str) -> Judgement:
@@ -109,10 +106,6 @@ def _retrain(on_violation: str, trigger: Literal["quality", "drift"], reason: st
     if on_violation == "none":
         return Judgement("none", f"{reason}; retrain.on_violation is none")
     return Judgement("retrain", reason, trigger=trigger, pending="clear")
-
-
-def _drift_words(findings: Findings) -> str:
-    return f"; drift on {', '.join(findings.drifted)}" if findings.drifted else ""
 
 
 def _labels_words(quality: Quality | None) -> str:

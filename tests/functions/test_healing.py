@@ -6,6 +6,7 @@ import pytest
 from healing import Findings, Quality, judge
 
 AUC = {"metric": "auc", "threshold": 0.75, "greater_is_better": True, "min_labels": 100}
+DRIFT = "2 violation(s); 2 feature(s) by the counted checks (plan, usage_gb)"
 
 
 def quality(**fields) -> Quality:
@@ -19,11 +20,11 @@ def test_realized_quality_below_the_threshold_retrains_on_the_labelled_traffic()
 
 
 def test_realized_quality_holding_means_nothing_to_do_even_with_drift():
-    findings = Findings(drifted=["plan", "usage_gb"], enough_drift=True, quality=quality(matched=400, realized=0.86))
+    findings = Findings(drift=DRIFT, enough_drift=True, quality=quality(matched=400, realized=0.86))
     judgement = judge(findings, "retrain")
     assert judgement.action == "none"
     assert judgement.reason.startswith("quality held: realized auc 0.86 meets the threshold")
-    assert "drift on plan, usage_gb" in judgement.reason
+    assert DRIFT in judgement.reason
 
 
 def test_labels_arriving_for_a_pending_retrain_that_hold_clear_it():
@@ -38,8 +39,7 @@ def test_labels_arriving_for_a_pending_retrain_that_confirm_the_drop_retrain():
 
 
 def test_drift_without_new_labelled_data_waits_for_labels_and_records_a_pending_retrain():
-    findings = Findings(drifted=["plan"], enough_drift=True, quality=quality(matched=12, realized=0.5,
-                                                                              estimated=0.88))
+    findings = Findings(drift=DRIFT, enough_drift=True, quality=quality(matched=12, realized=0.5, estimated=0.88))
     judgement = judge(findings, "retrain")
     assert (judgement.action, judgement.trigger, judgement.pending) == ("wait_for_labels", None, "set")
     assert "no labelled data newer than the champion's" in judgement.reason
@@ -52,7 +52,7 @@ def test_too_few_labels_never_decide_even_when_they_look_bad():
 
 
 def test_drift_with_labelled_uploads_the_champion_has_not_seen_retrains_on_drift():
-    findings = Findings(drifted=["plan"], enough_drift=True, new_labelled_rows=600, quality=quality())
+    findings = Findings(drift=DRIFT, enough_drift=True, new_labelled_rows=600, quality=quality())
     judgement = judge(findings, "retrain")
     assert (judgement.action, judgement.trigger) == ("retrain", "drift")
     assert "600 labelled rows the champion has not seen" in judgement.reason
@@ -66,7 +66,7 @@ def test_an_estimate_below_the_threshold_alerts_and_keeps_waiting_for_labels():
 
 
 def test_drift_with_an_estimate_below_the_threshold_alerts_and_waits():
-    findings = Findings(drifted=["plan"], enough_drift=True, quality=quality(estimated=0.7))
+    findings = Findings(drift=DRIFT, enough_drift=True, quality=quality(estimated=0.7))
     judgement = judge(findings, "retrain")
     assert (judgement.action, judgement.pending) == ("alert", "set")
 
@@ -86,11 +86,12 @@ def test_a_lower_is_better_metric_is_below_par_above_its_threshold():
 
 
 def test_drift_on_fewer_features_than_configured_is_noted_not_acted_on():
-    judgement = judge(Findings(drifted=["plan"], enough_drift=False, quality=quality(estimated=0.9)), "retrain")
-    assert judgement.action == "none" and "fewer features than min_drifted_features" in judgement.reason
+    few = "1 violation(s); 1 feature(s) by the counted checks (plan), fewer than min_drifted_features 2"
+    judgement = judge(Findings(drift=few, enough_drift=False, quality=quality(estimated=0.9)), "retrain")
+    assert judgement.action == "none" and judgement.reason.startswith(few)
 
 
 def test_nothing_found_is_nothing_to_do():
-    judgement = judge(Findings(quality=quality(estimated=0.91)), "retrain")
+    judgement = judge(Findings(drift="no violations in 300 rows", quality=quality(estimated=0.91)), "retrain")
     assert judgement.action == "none"
-    assert judgement.reason.startswith("no drift; estimated auc 0.91 meets the threshold")
+    assert judgement.reason.startswith("no violations in 300 rows; estimated auc 0.91 meets the threshold")

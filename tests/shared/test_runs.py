@@ -48,7 +48,7 @@ def test_an_upload_starts_a_run_with_everything_the_pipeline_reads(cloud):
         "instance_type": "ml.m5.xlarge",
         "processing_instance_type": "ml.m5.large",
     }
-    assert cloud.read_json(f"{artifacts}/input/config.json") == pipeline["config"]
+    assert cloud.read_json(f"{artifacts}/input/config.json") == pipeline["config"] | {"holdout_datasets": []}
     assert cloud.read_json(f"{artifacts}/input/datasets.manifest") == [
         {"prefix": f"s3://{BUCKET}/"}, "datasets/churn/20250101T000000000000Z/upload.csv"]
     assert cloud.read_json(f"{artifacts}/champion/champion.json") is None
@@ -170,6 +170,39 @@ def test_nothing_new_means_no_upload_run_but_drift_retrains_on_the_window(cloud)
 
     assert drift.started and drift.run_id.startswith("churn-drift-")
     assert len(cloud.read_json(f"artifacts/{MODEL}/{drift.run_id}/input/datasets.manifest")) == 2
+
+
+def given_labelled_traffic(stamp: str, package: str) -> dict:
+    key = f"datasets/{MODEL}/{stamp}/labelled_traffic.csv"
+    return ledger.record_dataset(MODEL, key=f"monitoring/{MODEL}/monitor-{stamp}/labelled/labelled_traffic.csv",
+                                 version_id=None, rows=300, columns=9, bytes=1, format="csv",
+                                 s3_uri=f"s3://{BUCKET}/{key}", recorded_at=stamp, source="labelled_traffic",
+                                 model_package_arn=package, execution=f"monitor-{stamp}")
+
+
+def test_a_quality_retrain_trains_on_the_window_and_the_newest_labelled_traffic_and_tests_on_it(cloud):
+    # Given an upload, and labelled traffic joined twice for the serving model (the newer holds the older's rows)
+    cloud.put_config(MODEL, {**CHURN, "retrain": {"window": {"mode": "all"}}})
+    given_dataset(cloud, "20250101T000000000000Z")
+    given_labelled_traffic("20250102T000000000000Z", "package/1")
+    newest = given_labelled_traffic("20250103T000000000000Z", "package/1")
+    # When the quality monitor retrains
+    decision = maybe_start_run(MODEL, "quality", "monitor-execution-2")
+    # Then the run trains on the upload and the newest labelled traffic only
+    inputs = f"artifacts/{MODEL}/{decision.run_id}/input"
+    manifest = cloud.read_json(f"{inputs}/datasets.manifest")
+    assert manifest[1:] == [f"datasets/{MODEL}/20250101T000000000000Z/upload.csv", newest["s3_uri"].split("/", 3)[3]]
+    # and Preprocess is told which of them is labelled traffic, to test on its newest rows
+    assert cloud.read_json(f"{inputs}/config.json")["holdout_datasets"] == [manifest[2]]
+    assert ledger.get_run(MODEL, decision.run_id)["trigger"] == "quality"
+
+
+def test_labelled_traffic_of_an_earlier_serving_model_is_kept_beside_the_new(cloud):
+    cloud.put_config(MODEL, {**CHURN, "retrain": {"window": {"mode": "all"}}})
+    given_labelled_traffic("20250102T000000000000Z", "package/1")
+    given_labelled_traffic("20250103T000000000000Z", "package/2")
+    decision = maybe_start_run(MODEL, "quality", "monitor-execution-3")
+    assert len(cloud.read_json(f"artifacts/{MODEL}/{decision.run_id}/input/datasets.manifest")) == 3
 
 
 def test_no_configuration_means_no_run_with_the_reason(cloud):

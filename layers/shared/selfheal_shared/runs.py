@@ -21,6 +21,7 @@ from selfheal_shared.settings import Settings, get_settings
 
 # Beyond the training budget, time for Preprocess, Evaluate, Register and (later) Deploy.
 LOCK_MARGIN_SECONDS = 4 * 3600
+LABELLED_TRAFFIC = "labelled_traffic"  # a dataset's source when it is captured requests joined with their labels
 _ENDED = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
@@ -84,7 +85,7 @@ def maybe_start_run(model: str, trigger: str, cause_id: str) -> StartDecision:
 
 
 def trigger_policy(config: ModelConfig, trigger: str, pending: list[dict[str, Any]]) -> tuple[bool, str]:
-    """Uploads start a run by the config's trigger policy; other triggers (drift) always may."""
+    """Uploads start a run by the config's trigger policy; other triggers (drift, quality) always may."""
     if trigger != "upload":
         return True, f"{trigger} trigger"
     if not pending:
@@ -99,19 +100,39 @@ def trigger_policy(config: ModelConfig, trigger: str, pending: list[dict[str, An
 
 
 def window_for(config: ModelConfig, trigger: str) -> Window:
-    if trigger == "drift" and config.retrain.window is not None:
+    """Retrains the monitor starts (drift, quality) use retrain.window when it is set."""
+    if trigger in {"drift", "quality"} and config.retrain.window is not None:
         return config.retrain.window
     return config.training.window
 
 
 def training_window(datasets: list[dict[str, Any]], window: Window) -> list[dict[str, Any]]:
-    """Datasets (oldest first) the run trains on."""
-    ordered = sorted(datasets, key=lambda d: d["sk"])
+    """Datasets (oldest first) the run trains on. Labelled traffic is a dataset like any other (the newest,
+    when a quality retrain records it); of two from the same serving model, the newer holds every row of
+    the older (both join that model's predictions since it was deployed), so only the newer counts."""
+    ordered = sorted(_not_superseded(datasets), key=lambda d: d["sk"])
     if window.mode == "latest":
         return ordered[-1:]
     if window.mode == "last_n":
         return ordered[-(window.last_n or 1):]
     return ordered
+
+
+def _not_superseded(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    newest: dict[str, str] = {}
+    for dataset in datasets:
+        if dataset.get("source") == LABELLED_TRAFFIC:
+            package = dataset.get("model_package_arn", "")
+            newest[package] = max(newest.get(package, ""), dataset["sk"])
+    return [d for d in datasets
+            if d.get("source") != LABELLED_TRAFFIC or d["sk"] == newest[d.get("model_package_arn", "")]]
+
+
+def holdout_keys(bucket: str, datasets: list[dict[str, Any]]) -> list[str]:
+    """The labelled traffic among a run's datasets, as paths in its manifest: Preprocess takes the newest of
+    their rows as the test split, so the challenger and the champion are judged on what matters now."""
+    return [S3Uri.parse(d["s3_uri"]).key for d in datasets
+            if d.get("source") == LABELLED_TRAFFIC and S3Uri.parse(d["s3_uri"]).bucket == bucket]
 
 
 def lock_seconds(config: ModelConfig) -> int:
@@ -200,8 +221,10 @@ def _champion_reference(item: dict[str, Any] | None) -> dict[str, Any] | None:
 def _write_inputs(settings: Settings, execution_input: dict[str, Any], datasets: list[dict[str, Any]]) -> None:
     artifacts = S3Uri.parse(execution_input["artifacts_uri"])
     champion = execution_input["champion"]
+    # config.json also names the run's labelled traffic (holdout_datasets): a key no model config has.
     files = {
-        "input/config.json": execution_input["config"],
+        "input/config.json": {**execution_input["config"],
+                              "holdout_datasets": holdout_keys(settings.data_bucket, datasets)},
         "input/datasets.manifest": manifest(settings.data_bucket, datasets),
         "champion/champion.json": champion,
     }
