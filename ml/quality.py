@@ -48,6 +48,7 @@ if str(HERE) not in sys.path:  # siblings ship beside this script
 import quality_metrics as qm  # noqa: E402
 
 OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
+LABELLED_FILE = "labelled_traffic.csv"
 LABEL_MEMORY_BYTES = 64 << 20  # ground-truth bytes joined in memory at once
 _HOUR_FOLDER = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})/")
 
@@ -393,12 +394,14 @@ def run_job(opt_ml: Path, window: Window, metric: str, threshold: float,
     labelled_dir, report_dir = outputs / "labelled", outputs / "quality"
     labelled_dir.mkdir(parents=True, exist_ok=True)
     report_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as spill, open(labelled_dir / "labelled_traffic.csv", "w", newline="",
+    labelled_rows = 0
+    with tempfile.TemporaryDirectory() as spill, open(labelled_dir / LABELLED_FILE, "w", newline="",
                                                      encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow([*baseline.features, baseline.target])
         for row in run_join(job, capture, truth, Path(spill), memory_bytes):
             writer.writerow(row)
+            labelled_rows += 1
     statistics = qm.statistics_document(baseline.problem, job.realized, _iso(window.now) or "")
     violations = qm.violations_document(baseline.problem, constraints, statistics)
     metrics = {
@@ -413,6 +416,7 @@ def run_job(opt_ml: Path, window: Window, metric: str, threshold: float,
         "estimated_rows": job.estimate.rows if job.estimate else 0,
         "estimation": qm.ESTIMATION_NOTE[baseline.problem],
         "violations": violations["violations"],
+        "labelled": {"file": LABELLED_FILE, "rows": labelled_rows, "columns": len(baseline.features) + 1},
     }
     for name, document in (("statistics.json", statistics), ("constraints.json", constraints),
                            ("constraint_violations.json", violations), ("quality_metrics.json", metrics)):

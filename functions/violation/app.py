@@ -1,8 +1,8 @@
 """ViolationFunction: MonitorPipeline's Decide, RecordNoData and RecordFailure states.
 
 Input {model, execution, window?, error?}; returns {"model", "execution", "status", "action": "retrain" |
-"alert" | "none", "reason", "violations", "drift", "rows", "run_id", "suppressed"}. Once per execution:
-a retried invocation returns the first decision."""
+"alert" | "none" | "wait_for_labels", "reason", "violations", "drift", "rows", "run_id", "suppressed",
+"quality"}. Once per execution: a retried invocation returns the first decision."""
 
 from __future__ import annotations
 

@@ -51,8 +51,104 @@ def monitors() -> list[dict]:
     return ledger.list_monitors(MODEL)
 
 
+QUALITY = "monitoring/churn/monitor-churn-0123456789ab/quality"
+LABELLED = "monitoring/churn/monitor-churn-0123456789ab/labelled/labelled_traffic.csv"
+
+
+def given_quality(cloud, matched: int = 400, realized: float | None = 0.61, estimated: float = 0.86) -> None:
+    """The model-quality job's report: the realized and estimated AUC, and the labelled requests it kept."""
+    violated = realized is not None and realized < 0.75
+    cloud.put_json(f"{QUALITY}/quality_metrics.json", {
+        "problem": "binary", "metric": "auc", "threshold": 0.75,
+        "labels": {"records": 500, "matched": matched, "missing": 500 - matched, "late": 3, "pending": 0},
+        "metrics": {"auc": realized, "accuracy": 0.6} if realized is not None else {},
+        "estimated": {"auc": estimated}, "estimation": "confidence-based (CBPE)",
+        "violations": [{"metric_name": "auc", "constraint_check_type": "LessThanThreshold",
+                        "description": f"Metric auc with {realized} was LessThanThreshold '0.75'"}] if violated else [],
+        "labelled": {"file": "labelled_traffic.csv", "rows": matched, "columns": 5}})
+    cloud.s3.put_object(Bucket=BUCKET, Key=LABELLED, Body=churn_csv(matched))
+
+
+def no_new_uploads() -> None:
+    """The champion was trained on every uploaded dataset."""
+    ledger.mark_consumed(MODEL, [d["sk"] for d in ledger.unconsumed_datasets(MODEL)], "churn-upload-champion00")
+
+
 def test_every_sample_event_has_a_test():
-    assert set(event_files("violation")) == {"report.json", "no_data.json", "analysis_failed.json"}
+    assert set(event_files("violation")) == {"report.json", "no_data.json", "analysis_failed.json", "quality.json",
+                                             "labels_arrived.json"}
+
+
+def test_quality(decide, serving_cloud):
+    # Given drift, and labels showing the model's AUC fell below the threshold on 400 predictions
+    given_report(serving_cloud)
+    given_quality(serving_cloud, matched=400, realized=0.61)
+    # When the execution is judged
+    result = decide("quality.json")
+    # Then it retrains on the quality trigger, with the labelled traffic as a dataset of its own
+    assert (result["status"], result["action"]) == ("CompletedWithViolations", "retrain")
+    assert result["run_id"].startswith("churn-quality-")
+    assert "realized auc 0.61 below the threshold 0.75 on 400 labelled predictions" in result["reason"]
+    labelled = [d for d in ledger.list_datasets(MODEL) if d.get("source") == "labelled_traffic"]
+    assert [(d["rows"], d["key"], d["consumed_by"]) for d in labelled] == [(400, LABELLED, result["run_id"])]
+    assert labelled[0]["s3_uri"].endswith("/datasets/churn/20251126T100000000000Z/labelled_traffic.csv")
+    manifest = serving_cloud.read_json(f"artifacts/churn/{result['run_id']}/input/datasets.manifest")
+    assert labelled[0]["s3_uri"].split("/", 3)[3] in manifest
+    # and the MONITOR item keeps the quality findings beside the drift ones
+    (item,) = monitors()
+    assert item["quality"]["metrics"]["auc"] == 0.61 and item["quality"]["labels"]["matched"] == 400
+    assert item["violations"] == DRIFT
+    (retrain,) = ledger.retrains_since(MODEL, "2000")
+    assert retrain["trigger"] == "quality"
+
+
+def test_drift_without_new_labelled_data_waits_for_labels(decide, serving_cloud):
+    # Given drift, but no upload the champion has not seen, and only 20 labelled predictions so far
+    no_new_uploads()
+    given_report(serving_cloud)
+    given_quality(serving_cloud, matched=20, realized=0.5)
+    result = decide("quality.json")
+    # Then no run starts: a retrain would learn nothing new; the retrain waits for labels
+    assert result["action"] == "wait_for_labels" and serving_cloud.executions() == []
+    assert "no labelled data newer than the champion's" in result["reason"]
+    assert "20 labelled predictions so far, 200 needed" in result["reason"]
+    assert ledger.get_pending_retrain(MODEL)["execution"] == "monitor-churn-0123456789ab"
+
+
+def test_labels_arriving_that_hold_clear_the_pending_retrain(decide, serving_cloud):
+    # Given a retrain pending since an earlier drift, and labels arriving (no new traffic) that show the AUC held
+    no_new_uploads()
+    ledger.set_pending_retrain(MODEL, since="2025-11-26T08:00:00.000000Z", execution="earlier", reason="drift")
+    given_quality(serving_cloud, matched=400, realized=0.86)
+    result = decide("labels_arrived.json")
+    # Then nothing is retrained and the pending retrain is cleared, saying why
+    assert (result["status"], result["action"]) == ("Completed", "none")
+    assert result["reason"].startswith("quality held: realized auc 0.86 meets the threshold 0.75")
+    assert ledger.get_pending_retrain(MODEL) is None and serving_cloud.executions() == []
+
+
+def test_labels_arriving_that_confirm_the_drop_retrain_though_no_new_traffic_came(decide, serving_cloud):
+    no_new_uploads()
+    ledger.set_pending_retrain(MODEL, since="2025-11-26T08:00:00.000000Z", execution="earlier", reason="drift")
+    given_quality(serving_cloud, matched=300, realized=0.55)
+    result = decide("labels_arrived.json")
+    assert (result["status"], result["action"]) == ("CompletedWithViolations", "retrain")
+    assert ledger.get_pending_retrain(MODEL) is None
+
+
+def test_an_estimate_below_the_threshold_alerts_and_keeps_waiting(decide, serving_cloud):
+    no_new_uploads()
+    given_quality(serving_cloud, matched=0, realized=None, estimated=0.7)
+    result = decide("labels_arrived.json")
+    assert result["action"] == "alert" and result["reason"].startswith("estimated auc 0.7 below the threshold")
+    assert ledger.get_pending_retrain(MODEL) is not None and serving_cloud.executions() == []
+
+
+def test_a_malformed_quality_report_alerts_and_never_retrains(decide, serving_cloud):
+    serving_cloud.put_json(f"{QUALITY}/quality_metrics.json", {"metrics": "high"})
+    result = decide("labels_arrived.json")
+    assert (result["status"], result["action"]) == ("Failed", "alert")
+    assert "not in the quality monitor's format" in result["reason"] and serving_cloud.executions() == []
 
 
 def test_report(decide, serving_cloud, capsys):
@@ -127,7 +223,7 @@ def test_a_retrain_above_the_daily_cap_is_suppressed(decide, serving_cloud):
     given_report(serving_cloud)
     result = decide(retrain={"cooldown_minutes": 60, "daily_cap": 2})
     assert (result["action"], result["suppressed"]) == ("alert", "daily_cap")
-    assert "2 drift retrain(s) in the last 24 hours reach the daily cap of 2" in result["reason"]
+    assert "2 retrain(s) started by the monitor in the last 24 hours reach the daily cap of 2" in result["reason"]
     assert serving_cloud.executions() == []
 
 

@@ -132,7 +132,8 @@ def test_quality_below_the_threshold_is_a_violation_in_model_monitors_format(tmp
 def test_the_labelled_requests_become_a_dataset_oldest_first(tmp_path):
     captures, labels, _, truth = binary_traffic(50)
     root = sandbox(tmp_path, list(reversed(captures)), {START: labels})
-    run(root, window(START + timedelta(hours=1)))
+    metrics = run(root, window(START + timedelta(hours=1)))
+    assert metrics["labelled"] == {"file": "labelled_traffic.csv", "rows": 50, "columns": 3}
     with open(root / "processing" / "output" / "labelled" / "labelled_traffic.csv") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == [*FEATURES, "churned"]

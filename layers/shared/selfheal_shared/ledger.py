@@ -318,7 +318,7 @@ def last_window_end(model: str) -> str | None:
 
 
 def put_retrain(model: str, *, at: str, execution: str, **fields: Any) -> tuple[dict[str, Any], bool]:
-    """A retrain started by drift (the cooldown and the daily cap count these)."""
+    """A retrain the monitor started, on drift or quality (the cooldown and the daily cap count these)."""
     return _put_new({"pk": _pk(model), "sk": f"RETRAIN#{at}#{execution}", "model": model, "at": at,
                      "execution": execution, **fields})
 
