@@ -117,7 +117,7 @@ def run_evidently(python: Path, work: Path, frames: dict[str, tuple[pd.DataFrame
 
 
 def analyze(monitor: Any, reference: pd.DataFrame, current: pd.DataFrame, repeats: int) -> dict[str, Any]:
-    baseline_seconds, (statistics, constraints) = timed(monitor.build_baseline, reference)
+    baseline_seconds, (statistics, constraints) = timed(load_ml("baseline").build_baseline, reference)
     seconds, metrics = [], None
     for _ in range(repeats):
         elapsed, (_, _, metrics) = timed(monitor.analyze_frame, current, statistics, constraints)
@@ -248,7 +248,7 @@ def _job_folder(work: Path, rows: int, baseline: tuple[dict[str, Any], dict[str,
 
 
 def end_to_end(sizes: Sizes) -> list[Figure]:
-    baseline = load_ml("monitor").build_baseline(scenario_frame(sizes.drift_reference_rows, 300, shift=False))
+    baseline = load_ml("baseline").build_baseline(scenario_frame(sizes.drift_reference_rows, 300, shift=False))
     with tempfile.TemporaryDirectory(prefix="selfheal-bench-capture-") as work:
         folders = {rows: _job_folder(Path(work), rows, baseline) for rows in sizes.capture_rows}
         return _end_to_end_figures(sizes, folders)

@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # siblings (features, monitor) ship beside this script
     sys.path.insert(0, str(HERE))
 
+from baseline import build_baseline  # noqa: E402
 from features import PROBLEMS, FeatureTransform, class_labels  # noqa: E402
-from monitor import build_baseline  # noqa: E402
 
 OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
 INPUT = OPT_ML / "processing" / "input"

@@ -22,6 +22,9 @@ ML_DIR = Path(__file__).resolve().parents[2] / "ml"
 if str(ML_DIR) not in sys.path:
     sys.path.insert(0, str(ML_DIR))
 monitor = importlib.import_module("monitor")
+capture = importlib.import_module("capture")
+build_baseline = importlib.import_module("baseline").build_baseline
+BaselineError = importlib.import_module("baseline").BaselineError
 
 FEATURES = ["income", "age", "score", "plan", "region"]
 PLANS = ["basic", "plus", "pro", "team"]
@@ -54,7 +57,7 @@ def customers(rows: int, seed: int, shift: tuple[str, ...] = ()) -> pd.DataFrame
 
 @pytest.fixture(scope="module")
 def baseline() -> tuple[dict[str, Any], dict[str, Any]]:
-    return monitor.build_baseline(customers(5000, seed=1))
+    return build_baseline(customers(5000, seed=1))
 
 
 def checks(violations: dict[str, Any]) -> set[tuple[str, str]]:
@@ -235,7 +238,7 @@ def test_baseline_statistics_describe_the_training_data(baseline):
 def test_an_integer_column_with_gaps_is_still_integral():
     frame = pd.DataFrame({"visits": [1.0, None, 3.0, 4.0], "ratio": [0.5, 1.0, None, 2.0]})
 
-    _, constraints = monitor.build_baseline(frame)
+    _, constraints = build_baseline(frame)
 
     assert [(f["inferred_type"], f["completeness"]) for f in constraints["features"]] == [
         ("Integral", 0.75),
@@ -339,7 +342,7 @@ def with_gaps(frame: pd.DataFrame, seed: int, share: float) -> pd.DataFrame:
 
 
 def test_missing_values_as_common_as_in_training_are_not_a_completeness_violation():
-    gappy_baseline = monitor.build_baseline(with_gaps(customers(5000, seed=1), seed=1, share=0.05))
+    gappy_baseline = build_baseline(with_gaps(customers(5000, seed=1), seed=1, share=0.05))
     completeness = {f["name"]: f["completeness"] for f in gappy_baseline[1]["features"]}
     assert 0.94 < completeness["income"] < 0.96
 
@@ -371,7 +374,7 @@ def test_a_baseline_asking_for_an_unsupported_method_is_refused(baseline):
     chi = json.loads(json.dumps(constraints))
     chi["monitoring_config"]["distribution_constraints"]["categorical_drift_method"] = "ChiSquared"
 
-    with pytest.raises(monitor.BaselineError, match="ChiSquared"):
+    with pytest.raises(BaselineError, match="ChiSquared"):
         monitor.analyze_frame(customers(10, seed=1), statistics, chi)
 
 
@@ -508,7 +511,7 @@ def test_only_records_inside_the_time_window_are_analysed(tmp_path, baseline):
     frame = customers(40, seed=15)
     times = ["2026-11-26T04:59:59Z", "2026-11-26T05:00:00Z", "2026-11-26T05:30:00.250Z", "2026-11-26T06:00:00Z"]
     lines = [line for i, time in enumerate(times) for line in csv_lines(frame.iloc[i * 10 : (i + 1) * 10], time=time)]
-    start, end = monitor._parse_time("2026-11-26T05:00:00Z"), monitor._parse_time("2026-11-26T06:00:00Z")
+    start, end = capture.parse_time("2026-11-26T05:00:00Z"), capture.parse_time("2026-11-26T06:00:00Z")
 
     _, _, metrics = run(opt_ml(tmp_path, baseline, lines), start=start, end=end)
 
@@ -528,7 +531,7 @@ def test_only_records_inside_the_time_window_are_analysed(tmp_path, baseline):
 )
 def test_an_empty_window_is_a_report_of_zero_rows(tmp_path, baseline, lines):
     root = opt_ml(tmp_path, baseline, lines)
-    start, end = monitor._parse_time(f"{HOUR}:00:00Z"), monitor._parse_time("2026-11-26T06:00:00Z")
+    start, end = capture.parse_time(f"{HOUR}:00:00Z"), capture.parse_time("2026-11-26T06:00:00Z")
 
     statistics, violations, metrics = run(root, start=start, end=end)
 
@@ -549,7 +552,7 @@ def test_a_capture_file_split_at_any_byte_has_each_record_read_once(tmp_path):
         read = [
             line
             for a, b in pairwise(cuts)
-            for block in monitor._owned_blocks(str(path), a, b)
+            for block in capture._owned_blocks(str(path), a, b)
             for line in block
             if line
         ]
@@ -573,7 +576,7 @@ def test_worker_processes_give_the_same_report(tmp_path, baseline, monkeypatch):
     opt_ml(tmp_path, baseline, csv_lines(frame[1000:]), hour="06")
     single = run(root, workers=1)
 
-    monkeypatch.setattr(monitor, "PARALLEL_MIN_BYTES", 0)  # split even this small window in byte ranges
+    monkeypatch.setattr(capture, "PARALLEL_MIN_BYTES", 0)  # split even this small window in byte ranges
     parallel = run(root, workers=2)
 
     assert parallel[2]["rows"] == 3000
@@ -633,7 +636,7 @@ def test_memory_stays_bounded_however_large_the_window(tmp_path):
     when the job analyses each, then its peak memory is the same: the big one is never held whole."""
     rng = np.random.default_rng(19)
     wide = pd.DataFrame(rng.normal(size=(60_000, 20)).round(6), columns=[f"f{i}" for i in range(20)])
-    wide_baseline = monitor.build_baseline(wide[:5000])
+    wide_baseline = build_baseline(wide[:5000])
     small, big = opt_ml(tmp_path / "small", wide_baseline, []), opt_ml(tmp_path / "big", wide_baseline, [])
     capture = tmp_path / "capture.jsonl"
     capture.write_text("".join(line + "\n" for line in csv_lines(wide, rows_per_record=10)))

@@ -1,0 +1,314 @@
+"""Endpoint data capture, read fast: capture files streamed a block at a time, each record's input payload
+sliced out, and payloads parsed a chunk at a time into frames for the window's accumulator."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # siblings ship beside this script
+    sys.path.insert(0, str(HERE))
+
+from accumulators import NUMERIC_NA, NUMERIC_NA_SET  # noqa: E402
+from baseline import Baseline  # noqa: E402
+from drift_checks import WindowAccumulator  # noqa: E402
+
+CHUNK_BYTES = 8 << 20  # capture payload characters parsed at once (about 50,000 rows of 20 features)
+READ_BLOCK_BYTES = 1 << 20
+PARALLEL_MIN_BYTES = 8 << 20  # below this, worker processes cost more than they save
+
+# ------------------------------------------------------------------------------------------- data capture
+
+_RAW_DECODE = json.JSONDecoder().raw_decode
+_SCAN_STRING = json.decoder.scanstring  # type: ignore[attr-defined]  # the C string scanner json uses
+_INPUT_KEY, _DATA_KEY, _TIME_KEY = '"endpointInput"', '"data"', '"inferenceTime"'
+MAX_LAYOUTS = 64
+CSV, JSON, JSON_LINES = "csv", "json", "jsonlines"
+
+
+class _RecordReader:
+    """Reads (data, content type, encoding, inferenceTime) from capture lines: the job's hot path.
+
+    Decoding whole lines costs more than the rest of the analysis. So the reader decodes only the
+    endpointInput's data string, and reads the content type and encoding beside it once per distinct
+    layout of that object (its text around the data), which is the same on every line an endpoint writes.
+    A quoted key cannot occur inside a JSON string (its quotes would be escaped), so searching for keys
+    finds keys. Any line the fast path does not fit is decoded in full.
+    """
+
+    def __init__(self) -> None:
+        self.layouts: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def read(self, line: str) -> tuple[str, Any, Any, str | None]:
+        try:
+            data, content_type, encoding = self._input(line)
+        except ValueError:
+            data, content_type, encoding = _decoded_input(line)
+        at = line.find(_TIME_KEY)
+        if at < 0:
+            return data, content_type, encoding, None
+        quote = line.index('"', line.index(":", at + len(_TIME_KEY)) + 1)
+        return data, content_type, encoding, line[quote + 1 : line.index('"', quote + 1)]  # ISO: no escapes
+
+    def _input(self, line: str) -> tuple[str, Any, Any]:
+        brace = line.index("{", line.index(_INPUT_KEY) + len(_INPUT_KEY))
+        key = line.index(_DATA_KEY, brace)
+        at = line.index(":", key + len(_DATA_KEY)) + 1
+        while line[at] in " \t":
+            at += 1
+        if line[at] != '"':
+            raise ValueError("data is not a string")
+        data, after = _SCAN_STRING(line, at + 1)
+        layout = (line[brace:key], line[after : line.index("}", after) + 1])
+        fields = self.layouts.get(layout)
+        if fields is None:
+            if "}" in layout[0]:  # the "data" found is not endpointInput's
+                raise ValueError("endpointInput has no data")
+            others = json.loads(layout[0] + '"data":""' + layout[1])
+            fields = others.get("observedContentType"), others.get("encoding")
+            if len(self.layouts) < MAX_LAYOUTS:
+                self.layouts[layout] = fields
+        return data, fields[0], fields[1]
+
+
+def _decoded_input(line: str) -> tuple[str, Any, Any]:
+    at = line.index(":", line.index(_INPUT_KEY) + len(_INPUT_KEY)) + 1
+    while line[at] in " \t":
+        at += 1
+    endpoint_input = _RAW_DECODE(line, at)[0]
+    data = endpoint_input["data"]
+    if not isinstance(data, str):
+        raise ValueError("data is not a string")
+    return data, endpoint_input.get("observedContentType"), endpoint_input.get("encoding")
+
+
+def parse_time(text: str) -> datetime:
+    # fromisoformat only takes "Z" from Python 3.11; the containers run older ones. Naive means UTC.
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017
+
+
+def _json_rows(document: Any) -> list[list[Any] | dict[str, Any]]:
+    """Rows of a JSON request: {"instances": [...]}, a list of rows, or one row (a list or an object)."""
+    if isinstance(document, dict) and "instances" in document:
+        document = document["instances"]
+    if isinstance(document, dict) or (
+        isinstance(document, list) and document and not isinstance(document[0], (list, dict))
+    ):
+        document = [document]
+    if not isinstance(document, list):
+        raise ValueError(f"unsupported JSON payload: {type(document).__name__}")
+    rows = []
+    for row in document:
+        if isinstance(row, dict) and list(row) == ["features"]:  # SageMaker's {"features": [...]} instance
+            row = row["features"]
+        if not isinstance(row, (list, dict)):
+            raise ValueError(f"unsupported JSON row: {type(row).__name__}")
+        rows.append(row)
+    return rows
+
+
+def _positional(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Columns named by position in the baseline's order; columns past it as Spark names them (_c<i>)."""
+    frame.columns = [names[i] if i < len(names) else f"_c{i}" for i in range(frame.shape[1])]
+    return frame
+
+
+def _csv_width(raw: bytes) -> int:
+    """The most fields on any line, counting commas with numpy (valid when no field is quoted)."""
+    text = np.frombuffer(raw, dtype=np.uint8)
+    line_ends = np.append(np.flatnonzero(text == ord("\n")), len(text))
+    commas = np.flatnonzero(text == ord(","))
+    return int(np.diff(np.searchsorted(commas, line_ends), prepend=0).max()) + 1
+
+
+def _quoted_csv_rows(text: str, numeric: list[bool]) -> list[list[Any]]:
+    """Rows of one CSV payload with quoted fields; strict, so a malformed payload is an invalid record."""
+    rows = [row for row in csv.reader(io.StringIO(text), strict=True) if row]
+    return [
+        [
+            None if value in (NUMERIC_NA_SET if i < len(numeric) and numeric[i] else ("",)) else value
+            for i, value in enumerate(row)
+        ]
+        for row in rows
+    ]
+
+
+def _csv_frame(text: str, baseline: Baseline) -> pd.DataFrame:
+    """One read_csv call for a chunk of CSV payloads without quotes (no header, in the baseline's order)."""
+    raw = text.encode("utf-8")
+    width = _csv_width(raw)
+    numeric = [i < len(baseline.features) and baseline.features[i].numeric for i in range(width)]
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(raw),
+            header=None,
+            names=list(range(width)),
+            keep_default_na=False,
+            dtype={i: str for i in range(width) if not numeric[i]},
+            na_values={i: NUMERIC_NA if numeric[i] else [""] for i in range(width)},
+        )
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    return _positional(frame, baseline.names)
+
+
+def _declared_kind(content_type: Any, encoding: Any) -> tuple[str | None, bool]:
+    """(CSV, JSON, JSON_LINES, or None when the content type does not say; whether base64-encoded)."""
+    content_type = str(content_type or "").lower()
+    base64_encoded = str(encoding or "").upper() == "BASE64"
+    for kind in (JSON_LINES, JSON, CSV):
+        if kind in content_type:
+            return kind, base64_encoded
+    return None, base64_encoded
+
+
+class _Batch:
+    """Payloads of capture records waiting to be parsed together: one read_csv call per chunk."""
+
+    def __init__(self, baseline: Baseline) -> None:
+        self.baseline = baseline
+        self.csv: list[str] = []
+        self.list_rows: list[list[Any]] = []
+        self.dict_rows: list[dict[str, Any]] = []
+        self.size = 0  # payload characters held: the flush trigger, which bounds memory
+        self.numeric = [feature.numeric for feature in baseline.features]
+        self._kinds: dict[tuple[Any, Any], tuple[str | None, bool]] = {}
+
+    def add(self, data: str, content_type: Any, encoding: Any) -> None:
+        key = (content_type, encoding)
+        declared = self._kinds.get(key)
+        if declared is None:
+            declared = self._kinds[key] = _declared_kind(content_type, encoding)
+        kind, base64_encoded = declared
+        if base64_encoded:
+            data = base64.b64decode(data, validate=True).decode("utf-8")
+        if kind is None:  # no content type: sniff
+            kind = JSON if data.lstrip()[:1] in ("[", "{") else CSV
+        if kind == CSV and '"' in data:  # rare: parsed alone, so that a stray quote spoils only its record
+            self.list_rows += _quoted_csv_rows(data, self.numeric)
+        elif kind == CSV:
+            self.csv.append(data)
+        else:
+            self._add_json(data, jsonlines=kind == JSON_LINES)
+        self.size += len(data)
+
+    def _add_json(self, payload: str, jsonlines: bool) -> None:
+        lines = [line for line in payload.splitlines() if line.strip()] if jsonlines else [payload]
+        rows = [row for line in lines for row in _json_rows(json.loads(line))]
+        self.list_rows += [row for row in rows if isinstance(row, list)]
+        self.dict_rows += [row for row in rows if isinstance(row, dict)]
+
+    def frames(self) -> Iterator[pd.DataFrame]:
+        if self.csv:
+            yield _csv_frame("\n".join(self.csv), self.baseline)
+        if self.list_rows:
+            width = max(len(row) for row in self.list_rows)
+            padded = [row + [None] * (width - len(row)) for row in self.list_rows]
+            yield _positional(pd.DataFrame(padded), self.baseline.names)
+        if self.dict_rows:
+            yield pd.DataFrame(self.dict_rows)
+
+
+def _owned_blocks(path: str, start: int, end: int) -> Iterator[list[str]]:
+    """Blocks of the lines that begin in [start, end): a file split in ranges has each line read once."""
+    with open(path, "rb") as handle:
+        if start:
+            handle.seek(start - 1)
+            handle.readline()  # the line straddling `start` belongs to the range before
+        position = handle.tell()
+        while position < end:
+            block = handle.read(min(READ_BLOCK_BYTES, end - position))
+            if not block:
+                return
+            if not block.endswith(b"\n"):
+                block += handle.readline()  # finish the last line, which begins before `end`
+            position += len(block)
+            yield block.decode("utf-8", errors="replace").split("\n")  # a corrupt byte spoils one record
+
+
+@dataclass
+class ScanTask:
+    pieces: list[tuple[str, int, int]]  # (path, first byte, end byte)
+    baseline: Baseline
+    start: datetime | None
+    end: datetime | None
+
+    def outside(self, moment: datetime | None) -> bool:
+        if moment is None:
+            return self.start is not None or self.end is not None
+        return (self.start is not None and moment < self.start) or (self.end is not None and moment >= self.end)
+
+
+def scan(task: ScanTask) -> WindowAccumulator:
+    """Stream capture records into a fresh accumulator, parsing payloads a chunk (CHUNK_BYTES) at a time.
+
+    The per-record loop is the job's hot path: it only slices out the payload and defers all parsing.
+    """
+    acc, batch, reader = WindowAccumulator(task.baseline), _Batch(task.baseline), _RecordReader()
+    last_stamp: Any = ""
+    outside = task.outside(None)
+    for path, first, end in task.pieces:
+        for lines in _owned_blocks(path, first, end):
+            for line in lines:
+                if not line or line.isspace():
+                    continue
+                try:
+                    data, content_type, encoding, stamp = reader.read(line)
+                    if stamp != last_stamp:  # consecutive records mostly share a timestamp: parse it once
+                        moment = parse_time(stamp) if stamp else None
+                        last_stamp, outside = stamp, task.outside(moment)
+                        if not outside and moment is not None:
+                            acc.note_event(moment)
+                    if outside:
+                        acc.skipped_records += 1
+                        continue
+                    batch.add(data, content_type, encoding)
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError, csv.Error):
+                    acc.invalid_records += 1
+                    continue
+                acc.records += 1
+                if batch.size >= CHUNK_BYTES:
+                    _flush(acc, batch)
+                    batch = _Batch(task.baseline)
+    _flush(acc, batch)
+    return acc
+
+
+def _flush(acc: WindowAccumulator, batch: _Batch) -> None:
+    for frame in batch.frames():
+        acc.update(frame)
+
+
+def plan(paths: list[Path], workers: int) -> list[list[tuple[str, int, int]]]:
+    """Split the capture files into about 4 byte ranges per worker, small files grouped together."""
+    sizes = [(str(path), path.stat().st_size) for path in paths]
+    total = sum(size for _, size in sizes)
+    if workers <= 1 or total < PARALLEL_MIN_BYTES:
+        return [[(path, 0, size) for path, size in sizes]]
+    target = math.ceil(total / (workers * 4))
+    tasks: list[list[tuple[str, int, int]]] = [[]]
+    filled = 0
+    for path, size in sizes:
+        for begin in range(0, size, target):
+            tasks[-1].append((path, begin, min(size, begin + target)))
+            filled += min(size, begin + target) - begin
+            if filled >= target:
+                tasks.append([])
+                filled = 0
+    return [task for task in tasks if task] or [[]]
+
+
