@@ -72,16 +72,37 @@ class _RecordReader:
         if line[at] != '"':
             raise ValueError("data is not a string")
         data, after = _SCAN_STRING(line, at + 1)
-        layout = (line[brace:key], line[after : line.index("}", after) + 1])
-        fields = self.layouts.get(layout)
+        return (data, *self.fields(line[brace:key], line[after : line.index("}", after) + 1]))
+
+    def block_layout(self, line: str) -> tuple[str, str, str, Any, Any]:
+        """How records laid out as `line` is can be cut apart with bytes.split and counted: (the text from
+        "endpointInput" to its data; the text after its data, long enough to occur once in a record; the text
+        from "inferenceTime" to its value; the content type and encoding of the layout)."""
+        start = line.index(_INPUT_KEY)
+        brace = line.index("{", start + len(_INPUT_KEY))
+        key = line.index(_DATA_KEY, brace)
+        at = line.index('"', line.index(":", key + len(_DATA_KEY)) + 1)
+        after = _SCAN_STRING(line, at + 1)[1]
+        close = line.index("}", after) + 1
+        tail = close
+        while line.count(line[after - 1:tail]) > 1 and tail < len(line):
+            tail += 1  # endpointOutput may end as endpointInput does: take what follows too
+        time = line.index(_TIME_KEY)
+        time_value = line.index('"', line.index(":", time + len(_TIME_KEY)) + 1) + 1
+        return (line[start:at + 1], line[after - 1:tail], line[time:time_value],
+                *self.fields(line[brace:key], line[after:close]))
+
+    def fields(self, before: str, after: str) -> tuple[Any, Any]:
+        """(observedContentType, encoding) of an endpointInput object, from its text around the data."""
+        fields = self.layouts.get((before, after))
         if fields is None:
-            if "}" in layout[0]:  # the "data" found is not endpointInput's
+            if "}" in before:  # the "data" found is not endpointInput's
                 raise ValueError("endpointInput has no data")
-            others = json.loads(layout[0] + '"data":""' + layout[1])
+            others = json.loads(before + '"data":""' + after)
             fields = others.get("observedContentType"), others.get("encoding")
             if len(self.layouts) < MAX_LAYOUTS:
-                self.layouts[layout] = fields
-        return data, fields[0], fields[1]
+                self.layouts[(before, after)] = fields
+        return fields
 
 
 def _decoded_input(line: str) -> tuple[str, Any, Any]:
@@ -147,10 +168,21 @@ def _quoted_csv_rows(text: str, numeric: list[bool]) -> list[list[Any]]:
     ]
 
 
-def _csv_frame(text: str, baseline: Baseline) -> pd.DataFrame:
-    """One read_csv call for a chunk of CSV payloads without quotes (no header, in the baseline's order)."""
-    raw = text.encode("utf-8")
-    width = _csv_width(raw)
+def _csv_frame(raw: bytes, baseline: Baseline) -> pd.DataFrame:
+    """One read_csv call for a chunk of CSV payloads without quotes (no header, in the baseline's order).
+    The chunk is read as the baseline's width when its commas add up to that (the common case), and as
+    wide as its widest line otherwise."""
+    expected = len(baseline.features)
+    rows = raw.count(b"\n") + 1
+    if raw.count(b",") == (expected - 1) * rows:
+        try:
+            return _read_csv(raw, baseline, expected)
+        except pd.errors.ParserError:  # some line longer, another shorter: count them
+            pass
+    return _read_csv(raw, baseline, _csv_width(raw))
+
+
+def _read_csv(raw: bytes, baseline: Baseline, width: int) -> pd.DataFrame:
     numeric = [i < len(baseline.features) and baseline.features[i].numeric for i in range(width)]
     try:
         frame = pd.read_csv(
@@ -158,7 +190,7 @@ def _csv_frame(text: str, baseline: Baseline) -> pd.DataFrame:
             header=None,
             names=list(range(width)),
             keep_default_na=False,
-            dtype={i: str for i in range(width) if not numeric[i]},
+            dtype={i: object for i in range(width) if not numeric[i]},  # Python str, whatever pandas' default
             na_values={i: NUMERIC_NA if numeric[i] else [""] for i in range(width)},
         )
     except pd.errors.EmptyDataError:
@@ -181,7 +213,7 @@ class _Batch:
 
     def __init__(self, baseline: Baseline) -> None:
         self.baseline = baseline
-        self.csv: list[str] = []
+        self.csv: list[bytes] = []  # CSV payloads, UTF-8
         self.list_rows: list[list[Any]] = []
         self.dict_rows: list[dict[str, Any]] = []
         self.size = 0  # payload characters held: the flush trigger, which bounds memory
@@ -201,7 +233,7 @@ class _Batch:
         if kind == CSV and '"' in data:  # rare: parsed alone, so that a stray quote spoils only its record
             self.list_rows += _quoted_csv_rows(data, self.numeric)
         elif kind == CSV:
-            self.csv.append(data)
+            self.csv.append(data.encode("utf-8"))
         else:
             self._add_json(data, jsonlines=kind == JSON_LINES)
         self.size += len(data)
@@ -214,7 +246,7 @@ class _Batch:
 
     def frames(self) -> Iterator[pd.DataFrame]:
         if self.csv:
-            yield _csv_frame("\n".join(self.csv), self.baseline)
+            yield _csv_frame(b"\n".join(self.csv), self.baseline)
         if self.list_rows:
             width = max(len(row) for row in self.list_rows)
             padded = [row + [None] * (width - len(row)) for row in self.list_rows]
@@ -223,7 +255,7 @@ class _Batch:
             yield pd.DataFrame(self.dict_rows)
 
 
-def _owned_blocks(path: str, start: int, end: int) -> Iterator[list[str]]:
+def _owned_blocks(path: str, start: int, end: int) -> Iterator[bytes]:
     """Blocks of the lines that begin in [start, end): a file split in ranges has each line read once."""
     with open(path, "rb") as handle:
         if start:
@@ -237,7 +269,7 @@ def _owned_blocks(path: str, start: int, end: int) -> Iterator[list[str]]:
             if not block.endswith(b"\n"):
                 block += handle.readline()  # finish the last line, which begins before `end`
             position += len(block)
-            yield block.decode("utf-8", errors="replace").split("\n")  # a corrupt byte spoils one record
+            yield block
 
 
 @dataclass
@@ -256,36 +288,94 @@ class ScanTask:
 def scan(task: ScanTask) -> WindowAccumulator:
     """Stream capture records into a fresh accumulator, parsing payloads a chunk (CHUNK_BYTES) at a time.
 
-    The per-record loop is the job's hot path: it only slices out the payload and defers all parsing.
+    Reading records is the job's hot path. An endpoint writes every record in one layout, so a block is
+    read with two regular expressions made for the layout of its first line: one for the endpointInput's
+    data (unescaped), one for inferenceTime. When both find one per line, the block's CSV payloads join the
+    chunk as one string; otherwise (another layout, escaped data, a broken line) it is read a line at a time.
     """
-    acc, batch, reader = WindowAccumulator(task.baseline), _Batch(task.baseline), _RecordReader()
-    last_stamp: Any = ""
-    outside = task.outside(None)
+    acc, reader = WindowAccumulator(task.baseline), _RecordReader()
+    batch = _Batch(task.baseline)
+    stamps = _Stamps(task, acc)
     for path, first, end in task.pieces:
-        for lines in _owned_blocks(path, first, end):
-            for line in lines:
-                if not line or line.isspace():
-                    continue
-                try:
-                    data, content_type, encoding, stamp = reader.read(line)
-                    if stamp != last_stamp:  # consecutive records mostly share a timestamp: parse it once
-                        moment = parse_time(stamp) if stamp else None
-                        last_stamp, outside = stamp, task.outside(moment)
-                        if not outside and moment is not None:
-                            acc.note_event(moment)
-                    if outside:
-                        acc.skipped_records += 1
-                        continue
-                    batch.add(data, content_type, encoding)
-                except (ValueError, KeyError, IndexError, TypeError, AttributeError, csv.Error):
-                    acc.invalid_records += 1
-                    continue
-                acc.records += 1
-                if batch.size >= CHUNK_BYTES:
-                    _flush(acc, batch)
-                    batch = _Batch(task.baseline)
+        for block in _owned_blocks(path, first, end):
+            if not _add_block(acc, batch, reader, stamps, block):
+                lines = block.decode("utf-8", errors="replace").split("\n")  # a corrupt byte spoils one record
+                _add_lines(acc, batch, reader, stamps, [line for line in lines if line])
+            if batch.size >= CHUNK_BYTES:
+                _flush(acc, batch)
+                batch = _Batch(task.baseline)
     _flush(acc, batch)
     return acc
+
+
+class _Stamps:
+    """Whether each inferenceTime is inside the window; each distinct one parsed once."""
+
+    def __init__(self, task: ScanTask, acc: WindowAccumulator) -> None:
+        self.task, self.acc = task, acc
+        self.seen: dict[str, bool] = {}
+
+    def inside(self, stamp: str | None) -> bool:
+        verdict = self.seen.get(stamp or "")
+        if verdict is None:
+            moment = parse_time(stamp) if stamp else None
+            verdict = not self.task.outside(moment)
+            if verdict and moment is not None:
+                self.acc.note_event(moment)
+            if len(self.seen) > 100_000:  # records span hours at most: only a long window fills this
+                self.seen.clear()
+            self.seen[stamp or ""] = verdict
+        return verdict
+
+
+def _add_block(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, stamps: _Stamps,
+               block: bytes) -> bool:
+    """Add a block of CSV records in one layout in one piece, never decoding it; False (nothing added) for
+    any other block."""
+    records = block.count(b"\n") + (not block.endswith(b"\n"))
+    try:
+        first = block[:block.index(b"\n")] if b"\n" in block else block
+        before, after, time_key, content_type, encoding = reader.block_layout(first.decode("utf-8"))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return False
+    kind, base64_encoded = _declared_kind(content_type, encoding)
+    if kind != CSV or base64_encoded:
+        return False
+    inputs, times = block.split(before.encode("utf-8"))[1:], block.split(time_key.encode("utf-8"))[1:]
+    if not len(inputs) == len(times) == records:  # a blank or broken line, or one in another layout
+        return False
+    if block.count(after.encode("utf-8")) != records:
+        return False  # a record in another encoding
+    datas = [piece[:piece.find(b'"')] for piece in inputs]
+    joined = b"\n".join(datas)
+    if b"\\" in joined:  # escaped characters (a quote, a newline in a multi-row payload): a line at a time
+        return False
+    stamped = [piece[:piece.find(b'"')] for piece in times]
+    if not all(stamps.inside(stamp.decode()) for stamp in set(stamped)):
+        kept = [data for data, stamp in zip(datas, stamped) if stamps.inside(stamp.decode())]  # noqa: B905
+        acc.skipped_records += len(datas) - len(kept)
+        datas, joined = kept, b"\n".join(kept)
+    batch.csv.append(joined)
+    batch.size += len(joined)
+    acc.records += len(datas)
+    return True
+
+
+def _add_lines(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, stamps: _Stamps,
+               lines: list[str]) -> None:
+    for line in lines:
+        if line.isspace():
+            continue
+        try:
+            data, content_type, encoding, stamp = reader.read(line)
+            if not stamps.inside(stamp):
+                acc.skipped_records += 1
+                continue
+            batch.add(data, content_type, encoding)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, csv.Error):
+            acc.invalid_records += 1
+            continue
+        acc.records += 1
 
 
 def _flush(acc: WindowAccumulator, batch: _Batch) -> None:

@@ -542,6 +542,48 @@ def test_an_empty_window_is_a_report_of_zero_rows(tmp_path, baseline, lines):
     assert_drift_metrics_shape(metrics, FEATURES)
 
 
+def spied_blocks(monkeypatch, read_in_one_piece: bool = True) -> list[bool]:
+    """Record whether each block was read in one piece; with read_in_one_piece False, read none that way."""
+    taken: list[bool] = []
+    whole = capture._add_block
+
+    def add_block(*args: Any) -> bool:
+        taken.append(read_in_one_piece and whole(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(capture, "_add_block", add_block)
+    return taken
+
+
+WINDOW = {"start": capture.parse_time(f"{HOUR}:05:00Z"), "end": capture.parse_time(f"{HOUR}:30:00Z")}
+
+
+@pytest.mark.parametrize("mix", ["plain", "times", "base64", "quoted", "multirow", "uneven", "broken"])
+def test_a_block_read_in_one_piece_gives_the_report_a_line_at_a_time_gives(tmp_path, baseline, monkeypatch, mix):
+    # Given capture blocks of plain CSV records, or ones mixed with what a single pattern cannot read
+    frame = customers(600, seed=18, shift=("plan",))
+    lines = csv_lines(frame[:400], time=f"{HOUR}:10:00Z")
+    extra = {
+        "plain": [],
+        "times": csv_lines(frame[400:], time=f"{HOUR}:40:00Z"),
+        "base64": [capture_line(base64_of(csv_payload(frame[400:401])), encoding="BASE64")],
+        "quoted": [capture_line('1200.5,"41",0.3,"pro","north"')],
+        "multirow": csv_lines(frame[400:], rows_per_record=4),
+        "uneven": csv_lines(frame[400:500].drop(columns=["region"])) + csv_lines(frame[500:].assign(coupon="X")),
+        "broken": ['{"captureData": {"endpointInput": ', ""],
+    }[mix]
+    root = opt_ml(tmp_path, baseline, lines + extra)
+    # When it is read both ways
+    in_one_piece = spied_blocks(monkeypatch)
+    fast = run(root, **WINDOW)
+    line_by_line = spied_blocks(monkeypatch, read_in_one_piece=False)
+    slow = run(root, **WINDOW)
+    # Then the reports are the same; plain CSV records are read in one piece
+    assert rounded(fast) == rounded(slow)
+    assert in_one_piece == [mix in ("plain", "times", "uneven")] and line_by_line == [False]
+    assert fast[2]["rows"] + fast[2]["skipped_records"] + fast[2]["invalid_records"] > 0
+
+
 def test_a_capture_file_split_at_any_byte_has_each_record_read_once(tmp_path):
     path = tmp_path / "capture.jsonl"
     lines = [f'{{"n": {i}, "pad": "{"x" * (i % 7)}"}}' for i in range(40)]
@@ -553,7 +595,7 @@ def test_a_capture_file_split_at_any_byte_has_each_record_read_once(tmp_path):
             line
             for a, b in pairwise(cuts)
             for block in capture._owned_blocks(str(path), a, b)
-            for line in block
+            for line in block.decode().split("\n")
             if line
         ]
         assert read == lines
