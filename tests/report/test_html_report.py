@@ -137,7 +137,7 @@ def test_user_strings_from_the_report_stay_text_and_never_become_markup(sample_r
     assert tags.tags.count("script") == 2
     assert "img" not in tags.tags and "i" not in tags.tags
     assert "<b>bold</b>" not in html
-    assert "&lt;script&gt;alert(&#x27;reason&#x27;)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(&#39;reason&#39;)&lt;/script&gt;" in html
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;i&gt;true&lt;/i&gt;" in html
     assert "\\u003c/script\\u003e\\u003cscript\\u003ealert('data')" in html
     # And the page fetches nothing: its policy forbids the network, and it names no address but SVG's namespace
@@ -159,10 +159,10 @@ def test_states_are_coloured_as_the_step_functions_console_does(sample_report):
 
 def test_drift_uses_the_configured_threshold_and_says_so_when_it_falls_back_to_the_default(sample_report):
     html = render_html(sample_report, STATEMACHINES)
-    assert "threshold from the model&#x27;s configuration (monitor.drift_threshold)" in html
+    assert "threshold from the model&#39;s configuration (monitor.drift_threshold)" in html
     without_config = copy.deepcopy(sample_report)
     without_config["executions"] = [e for e in without_config["executions"] if e["state_machine"] != "TrainingPipeline"]
-    assert "Model Monitor&#x27;s default, 0.1" in render_html(without_config, STATEMACHINES)
+    assert "Model Monitor&#39;s default, 0.1" in render_html(without_config, STATEMACHINES)
     with_threshold = copy.deepcopy(without_config)
     for item in with_threshold["monitoring"]:
         item["threshold"] = 0.25
