@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         run_demo(args.out, rows=args.rows, seed=args.seed)
         return 0
     if args.command == "graph":
-        from .graph import write_graphs
+        from .graph_svg import write_graphs
 
         for path in write_graphs(args.out, STATEMACHINES):
             print(path)

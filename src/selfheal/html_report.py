@@ -13,7 +13,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from .graph import END, START, Graph, Status, load_graph, to_svg
+from .graph import END, START, Graph, Status, load_graph
+from .graph_svg import to_svg
 from .page import render_page, ticks
 
 DEFAULT_DRIFT_THRESHOLD = 0.1  # Model Monitor's default for baseline drift

@@ -11,17 +11,8 @@ from typing import Any
 
 import pytest
 
-from selfheal.graph import (
-    END,
-    START,
-    Graph,
-    condition_text,
-    definition_graph,
-    load_graph,
-    to_mermaid,
-    to_svg,
-    write_graphs,
-)
+from selfheal.graph import END, START, Graph, condition_text, definition_graph, load_graph, to_mermaid
+from selfheal.graph_svg import to_svg, write_graphs
 
 ROOT = Path(__file__).resolve().parents[2]
 STATEMACHINES = ROOT / "statemachines"
