@@ -10,23 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from approvals import handle_approval
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from selfheal_shared.errors import throttling_as_retryable
+from selfheal_shared.handler import handler, logger
 from selfheal_shared.serving_events import ModelPackageStateChangeEvent
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=ModelPackageStateChangeEvent)
-@throttling_as_retryable
+@handler(ModelPackageStateChangeEvent, correlation_id_path=correlation_paths.EVENT_BRIDGE)
 def lambda_handler(event: ModelPackageStateChangeEvent, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(model_package_arn=event.detail.model_package_arn)
     result = handle_approval(event)

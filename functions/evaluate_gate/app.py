@@ -8,24 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gate import evaluate_gate
-from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.events import GateRequest
-
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+from selfheal_shared.handler import handler, logger, metrics
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=GateRequest)
-@throttling_as_retryable
+@handler(GateRequest)
 def lambda_handler(event: GateRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.run_id, model=event.model)
     result = evaluate_gate(event)

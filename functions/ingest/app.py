@@ -8,25 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ingest import Upload, ingest_upload
-from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.events import S3ObjectCreatedEvent
+from selfheal_shared.handler import handler, logger
 from selfheal_shared.idempotency import run_once
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=S3ObjectCreatedEvent)
-@throttling_as_retryable
+@handler(S3ObjectCreatedEvent, correlation_id_path=correlation_paths.EVENT_BRIDGE)
 def lambda_handler(event: S3ObjectCreatedEvent, context: LambdaContext) -> dict[str, Any]:
     upload = Upload.from_event(event)
     logger.append_keys(cause_id=upload.cause_id)

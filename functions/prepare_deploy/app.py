@@ -8,23 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from deploy_plan import prepare_deploy
-from selfheal_shared.errors import throttling_as_retryable
+from selfheal_shared.handler import handler, logger
 from selfheal_shared.serving_events import DeployRequest
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=DeployRequest)
-@throttling_as_retryable
+@handler(DeployRequest)
 def lambda_handler(event: DeployRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(model=event.model, run_id=event.run_id, execution=event.execution)
     deployment = prepare_deploy(event)

@@ -8,23 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from monitor_window import prepare_monitor
-from selfheal_shared.errors import throttling_as_retryable
+from selfheal_shared.handler import handler, logger
 from selfheal_shared.serving_events import MonitorRequest
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=MonitorRequest)
-@throttling_as_retryable
+@handler(MonitorRequest)
 def lambda_handler(event: MonitorRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(model=event.model, execution=event.execution)
     window = prepare_monitor(event)

@@ -9,23 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollout import record_deployment
-from selfheal_shared.errors import throttling_as_retryable
+from selfheal_shared.handler import handler, logger
 from selfheal_shared.serving_events import RecordDeploymentRequest
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=RecordDeploymentRequest)
-@throttling_as_retryable
+@handler(RecordDeploymentRequest)
 def lambda_handler(event: RecordDeploymentRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(model=event.model, run_id=event.run_id, execution=event.execution)
     result = record_deployment(event, context)

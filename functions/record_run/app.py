@@ -8,23 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from recorder import record_run
-from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.events import RecordRunRequest
-
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+from selfheal_shared.handler import handler, logger
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=RecordRunRequest)
-@throttling_as_retryable
+@handler(RecordRunRequest)
 def lambda_handler(event: RecordRunRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.run_id, model=event.model)
     result = record_run(event, context)

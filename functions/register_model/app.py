@@ -8,24 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from registry import register_model
-from selfheal_shared.errors import throttling_as_retryable
 from selfheal_shared.events import RegisterRequest
+from selfheal_shared.handler import handler, logger
 from selfheal_shared.idempotency import run_once
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=RegisterRequest)
-@throttling_as_retryable
+@handler(RegisterRequest)
 def lambda_handler(event: RegisterRequest, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.run_id, model=event.model)
     result = run_once("register-model", register_model, event, key="run_id", context=context)

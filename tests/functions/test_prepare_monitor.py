@@ -132,10 +132,10 @@ def test_without_labels_the_quality_job_still_runs_to_estimate(prepare, serving_
 
 
 def test_labels_arriving_after_the_traffic_are_judged_though_no_new_traffic_came(prepare, serving_cloud):
-    # Given traffic analysed for drift an hour ago, and labels arriving since
+    # Given traffic analysed for drift before, and labels arriving since
     now = datetime.now(UTC)
-    given_serving(serving_cloud, now - timedelta(hours=3))
-    given_capture(serving_cloud, now - timedelta(hours=2))
+    given_serving(serving_cloud, now - timedelta(hours=4))
+    given_capture(serving_cloud, now - timedelta(hours=3))
     analysed = ledger.timestamp(now - timedelta(minutes=30))
     ledger.put_monitor(MODEL, at=analysed, execution="earlier", status="Completed", window_end=analysed)
     given_labels(serving_cloud, now)
