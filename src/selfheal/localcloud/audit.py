@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +85,8 @@ class CallAudit:
             fault = audit._faults.take(f"api:{service}:{operation_name}")
             if fault:
                 raise ClientError({"Error": {"Code": fault.kind, "Message": f"injected fault: {fault.kind}"},
-                                   "ResponseMetadata": {"HTTPStatusCode": _ERROR_STATUS.get(fault.kind, 400)}},
+                                   "ResponseMetadata": {"HTTPStatusCode": _ERROR_STATUS.get(fault.kind, 400),
+                                                        "RequestId": str(uuid.uuid4())}},
                                   operation_name)
             return original(client, operation_name, api_params)
 
