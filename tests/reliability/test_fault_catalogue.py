@@ -15,6 +15,7 @@ ENDPOINT_REQUEST = {"EndpointName": "selfheal-churn", "EndpointConfigName": "sel
 
 
 @pytest.mark.parametrize(("target", "kind"), [("job:training", "capasity"), ("lambda:IngestFunction", "explode"),
+                                              ("lambda:IngestFuncton", "throttle"), ("lambda:", "throttle"),
                                               ("s3:GetObject", "SlowDown"), ("api:s3", "SlowDown"),
                                               ("api:s3:GetObject", "slow down")])
 def test_a_fault_that_cannot_fire_is_refused(target, kind):
@@ -47,7 +48,7 @@ def test_a_function_that_crashes_after_its_side_effects_is_reported_as_lambda_re
     code.mkdir()
     (code / "app.py").write_text("done = []\ndef lambda_handler(event, context):\n    done.append(event)\n"
                                  "    return {'ok': True}\n")
-    faults = Faults()
+    faults = Faults(functions={"Fn"})
     faults.add("lambda:Fn", "crash_after")
     router = FunctionRouter(tmp_path / "logs", faults)
     router.add(FunctionSpec("Fn", "fn", "arn:aws:lambda:us-east-1:123456789012:function:fn", code, "app.lambda_handler",

@@ -57,9 +57,9 @@ class LocalCloud:
         self.root = root
         self.work_dir = Path(work_dir)
         self.time_scale = time_scale
-        self.faults = Faults()
         self.template = Template.load(root / "template.yaml", stack_name,
                                       LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
+        self.faults = Faults(self.template.of_type("AWS::Serverless::Function"))
         self.audit = CallAudit(self.faults)
         self.router = FunctionRouter(self.work_dir / "logs", self.faults, acting_as=self.audit.acting_as)
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
