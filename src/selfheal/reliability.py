@@ -425,7 +425,7 @@ def _approval_three_times(cloud: LocalCloud, folder: Path, traffic: Traffic) -> 
     cloud.upload(MODEL, write_csv(folder, "approval.csv", ROWS, seed=8, shift=0.0))
     cloud.wait_idle(IDLE_TIMEOUT)
     package = cloud.approve_latest(MODEL)
-    delivery = max(i for i, (target, _) in enumerate(cloud.delivered) if "ApprovalFunction" in target["Arn"])
+    delivery = max(i for i, d in enumerate(cloud.delivered) if "ApprovalFunction" in d.target["Arn"])
     cloud.redeliver(delivery)  # alongside the first delivery
     cloud.wait_idle(IDLE_TIMEOUT)
     cloud.redeliver(delivery)  # after the deployment
@@ -752,7 +752,7 @@ def _burst(cloud: LocalCloud, deliveries: int, rng: random.Random) -> Burst:
     redelivered = 0
 
     def redeliver_one() -> None:
-        uploads = [i for i, (target, _) in enumerate(cloud.delivered) if "IngestFunction" in target["Arn"]]
+        uploads = [i for i, d in enumerate(cloud.delivered) if "IngestFunction" in d.target["Arn"]]
         cloud.redeliver(rng.choice(uploads))
 
     started = time.monotonic()

@@ -9,7 +9,7 @@ import pytest
 
 from selfheal.localcloud.faults import KINDS, Faults, UnknownFault, describe
 from selfheal.localcloud.hosting import Endpoint, HostingService, VariantMetrics
-from selfheal.localcloud.lambdas import FunctionError, FunctionRouter, FunctionSpec
+from selfheal.localcloud.lambdas import FunctionError, FunctionRouter, FunctionSpec, isolate_environments
 
 ENDPOINT_REQUEST = {"EndpointName": "selfheal-churn", "EndpointConfigName": "selfheal-churn-1"}
 
@@ -50,6 +50,7 @@ def test_a_function_that_crashes_after_its_side_effects_is_reported_as_lambda_re
                                  "    return {'ok': True}\n")
     faults = Faults(functions={"Fn"})
     faults.add("lambda:Fn", "crash_after")
+    undo = isolate_environments()
     router = FunctionRouter(tmp_path / "logs", faults)
     router.add(FunctionSpec("Fn", "fn", "arn:aws:lambda:us-east-1:123456789012:function:fn", code, "app.lambda_handler",
                             {}))
@@ -61,6 +62,7 @@ def test_a_function_that_crashes_after_its_side_effects_is_reported_as_lambda_re
     # And the retry runs normally
     assert router.invoke("Fn", {"n": 1}) == {"ok": True}
     router.close()
+    undo()
 
 
 def test_a_request_still_in_flight_is_no_latency_data_point(tmp_path: Path):
