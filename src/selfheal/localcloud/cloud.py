@@ -12,6 +12,7 @@ ml/ scripts run under SageMaker's container contract.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import threading
@@ -201,7 +202,8 @@ class LocalCloud:
     def _deliver(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> None:
         delivery = Delivery(rule, target, event)
         self.delivered.append(delivery)
-        future = self._async.submit(self._invoke_async, delivery)
+        # EventBridge's work, not the caller's: a fresh context, whoever's call emitted the event.
+        future = self._async.submit(contextvars.Context().run, self._invoke_async, delivery)
         with self._pending_lock:
             self._pending.add(future)
         future.add_done_callback(self._forget)
