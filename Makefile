@@ -13,7 +13,7 @@ OUT ?= out
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup demo test lint bench reliability deploy clean
+.PHONY: setup demo test lint bench reliability deploy iam-grants clean
 
 ## setup: .venv with the project, the local cloud and the test tools; the SAM CLI, checkov and the
 ## sagemaker SDK each in an environment of its own (each pins versions the others fight over)
@@ -77,6 +77,11 @@ bench: setup $(BENCH_VENV)/.installed
 ## reliability: the fault catalogue, hostile inputs, the burst and the storm, with what held (FULL=1: full sizes)
 reliability: setup
 	$(VENV)/bin/python -m selfheal.reliability $(if $(FULL),--full)
+
+## iam-grants: rewrite the reviewed IAM snapshot (tests/template/iam_grants.jsonl) after reviewing a policy change;
+## the template tests only compare with it
+iam-grants: setup
+	$(VENV)/bin/python -m selfheal.iam_grants
 
 ## deploy: build and deploy to AWS (ENV=dev|prod), publishing ml/ under its content hash
 deploy: setup

@@ -78,6 +78,7 @@ class Figure:
     floor: float | None = None
     runs: int = 0
     not_measured: str | None = None
+    error: str | None = None  # the benchmark crashed: a bug, and the run fails
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # what stands behind the figure, for the JSON
 
@@ -109,6 +110,7 @@ class Figure:
             "met": self.met,
             "runs": self.runs,
             "not_measured": self.not_measured,
+            "error": self.error,
             "notes": self.notes,
             "data": self.data,
         }

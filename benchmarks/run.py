@@ -4,7 +4,8 @@
 
 Prints one table (figure, value, floor, ratio, goal, met?, runs) and writes it as JSON. These measure and
 print; they assert nothing. A benchmark that cannot run (no SAM CLI, a failing demo) reports its figure as
-not measured, with why, and the others go on. See benchmarks/README.md for what each figure means.
+not measured, with why, and the others go on; one that crashes is reported with its error, the others go
+on, and the run exits 1. See benchmarks/README.md for what each figure means.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def run_section(title: str, measure: Callable[[Sizes], list[Figure]], sizes: Siz
         figures = measure(sizes)
     except Exception as error:  # reported in the table: one broken benchmark must not hide the others
         traceback.print_exc()
-        figures = [Figure(title, "", None, "", not_measured=f"{type(error).__name__}: {error}")]
+        why = f"{type(error).__name__}: {error}"
+        figures = [Figure(title, "", None, "", not_measured=why, error=why)]
     print(f"[{datetime.now():%H:%M:%S}] {title}: {time.perf_counter() - started:.0f} s", flush=True)
     for figure in figures:
         figure.section = title
@@ -125,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1), "machine": about,
         "figures": [figure.to_json() for figure in figures]}, indent=2) + "\n")
     print(f"\nwritten to {args.out}")
-    return 0
+    crashed = [figure.section for figure in figures if figure.error]
+    if crashed:
+        print(f"crashed: {', '.join(crashed)}", file=sys.stderr)
+    return 1 if crashed else 0
 
 
 if __name__ == "__main__":

@@ -140,14 +140,14 @@ TRANSIENT = (
               absorbed_by="Lambda's async retry of IngestFunction (its first ledger write)"),
     Injection("api:s3:GetObject", "SlowDown",
               absorbed_by="Lambda's async retry of IngestFunction (its read of the model's configuration)"),
-    Injection("sagemaker:CreateProcessingJob", "throttle", absorbed_by="Preprocess: Retry with backoff"),
+    Injection("sagemaker:CreateProcessingJob", "limit", absorbed_by="Preprocess: Retry with backoff"),
     Injection("job:processing", "capacity", absorbed_by="Preprocess: Retry on States.TaskFailed, new job name"),
     Injection("sagemaker:CreateTrainingJob", "limit", absorbed_by="Train: Retry with backoff"),
     Injection("job:training", "capacity", absorbed_by="Train: Retry on States.TaskFailed, new job name"),
     Injection("lambda:EvaluateGateFunction", "throttle", absorbed_by="Gate: Retry with backoff"),
     Injection("lambda:RegisterModelFunction", "service", absorbed_by="Register: Retry with backoff"),
     Injection("lambda:PrepareDeployFunction", "service", absorbed_by="DeployPipeline PrepareDeploy: Retry"),
-    Injection("sagemaker:CreateEndpoint", "throttle", absorbed_by="DeployPipeline CreateEndpoint: Retry"),
+    Injection("sagemaker:CreateEndpoint", "limit", absorbed_by="DeployPipeline CreateEndpoint: Retry"),
 )
 HANG = Injection("job:training", "hang",
                  absorbed_by="Train: the job is stopped at MaxRuntimeInSeconds; Retry on States.TaskFailed")
@@ -402,7 +402,7 @@ def _schedule_twice(cloud: LocalCloud, traffic: Traffic) -> Duplicates:
     """EventBridge Scheduler delivers at least once: the hourly monitor starts twice on drifted traffic."""
     traffic.phase = "schedule"
     before = _runs_by_trigger(cloud, "drift")
-    update = Injection("sagemaker:UpdateEndpoint", "throttle", absorbed_by="DeployPipeline UpdateEndpoint: Retry")
+    update = Injection("sagemaker:UpdateEndpoint", "limit", absorbed_by="DeployPipeline UpdateEndpoint: Retry")
     with injected(cloud, (update,)) as faults:
         cloud.hosting.flush_capture()  # SageMaker writes capture files within minutes; the monitor reads files
         (endpoint,) = ledger_items(cloud, MODEL, "ENDPOINT")
@@ -425,7 +425,7 @@ def _approval_three_times(cloud: LocalCloud, folder: Path, traffic: Traffic) -> 
     cloud.upload(MODEL, write_csv(folder, "approval.csv", ROWS, seed=8, shift=0.0))
     cloud.wait_idle(IDLE_TIMEOUT)
     package = cloud.approve_latest(MODEL)
-    delivery = max(i for i, (target, _) in enumerate(cloud.delivered) if "ApprovalFunction" in target["Arn"])
+    delivery = max(i for i, d in enumerate(cloud.delivered) if "ApprovalFunction" in d.target["Arn"])
     cloud.redeliver(delivery)  # alongside the first delivery
     cloud.wait_idle(IDLE_TIMEOUT)
     cloud.redeliver(delivery)  # after the deployment
@@ -752,7 +752,7 @@ def _burst(cloud: LocalCloud, deliveries: int, rng: random.Random) -> Burst:
     redelivered = 0
 
     def redeliver_one() -> None:
-        uploads = [i for i, (target, _) in enumerate(cloud.delivered) if "IngestFunction" in target["Arn"]]
+        uploads = [i for i, d in enumerate(cloud.delivered) if "IngestFunction" in d.target["Arn"]]
         cloud.redeliver(rng.choice(uploads))
 
     started = time.monotonic()

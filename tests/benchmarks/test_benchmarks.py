@@ -34,7 +34,8 @@ def test_quick_benchmarks_report_every_figure(tmp_path: Path) -> None:
     assert {f"inference {kind} {rows} row{'s' if rows != '1' else ''}"
             for kind in ("CSV", "JSON") for rows in ("1", "100", "10,000")} <= {f["figure"] for f in figures}
     assert "figure" in run.stdout and "floor" in run.stdout and "goal" in run.stdout
-    # And each figure has a value or says why not, a floor (or why not) and a goal
+    # And no benchmark crashed; each figure has a value or says why not, a floor (or why not) and a goal
+    assert [figure["section"] for figure in figures if figure["error"]] == []
     for figure in figures:
         assert figure["figure"] in run.stdout
         assert figure["value"] is not None or figure["not_measured"], figure

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import zlib
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 
 from selfheal.datagen import SHIFTED_FEATURES, TARGET, churn_frame
 from selfheal.localcloud import LocalCloud
-from selfheal.runner import send_traffic
+from selfheal.runner import read_table, send_traffic
 
 from .conftest import CHURN_CONFIG, IDLE_TIMEOUT, ledger_items, report
 
@@ -39,6 +41,43 @@ def serve(cloud: LocalCloud, tmp_path: Path, name: str, shift: float = 0.0, rows
                                               with_target=False), TARGET)
 
 
+# SageMaker's data capture ("Capture data from real-time endpoint", "View collected data"): JSON Lines under
+# <DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/, one record per request, each with exactly these fields.
+CAPTURE_KEY = re.compile(r"capture/churn/selfheal-churn/AllTraffic/\d{4}/\d{2}/\d{2}/\d{2}/[^/]+\.jsonl")
+CAPTURED_PAYLOAD = {"observedContentType", "mode", "data", "encoding"}
+INFERENCE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
+
+
+def capture_files(cloud: LocalCloud) -> set[str]:
+    listed = cloud.client("s3").list_objects_v2(Bucket=cloud.bucket, Prefix="capture/churn/").get("Contents", [])
+    return {item["Key"] for item in listed}
+
+
+def captured(cloud: LocalCloud, keys: set[str]) -> list[dict]:
+    """The capture records in these files, each checked against SageMaker's format."""
+    s3 = cloud.client("s3")
+    records = []
+    for key in keys:
+        assert CAPTURE_KEY.fullmatch(key), key
+        body = s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read().decode()
+        records += [json.loads(line) for line in body.splitlines()]
+    for record in records:
+        assert set(record) == {"captureData", "eventMetadata", "eventVersion"} and record["eventVersion"] == "0"
+        assert set(record["captureData"]) == {"endpointInput", "endpointOutput"}
+        for field, mode in (("endpointInput", "INPUT"), ("endpointOutput", "OUTPUT")):
+            payload = record["captureData"][field]
+            assert set(payload) == CAPTURED_PAYLOAD and payload["mode"] == mode and payload["encoding"] == "CSV"
+        assert record["captureData"]["endpointInput"]["observedContentType"] == "text/csv"
+        assert set(record["eventMetadata"]) >= {"eventId", "inferenceTime"}
+        assert INFERENCE_TIME.fullmatch(record["eventMetadata"]["inferenceTime"])
+    return records
+
+
+def sent_rows(path: Path) -> list[str]:
+    """The request bodies send_traffic sent for a file: its rows as CSV lines, without header or target."""
+    return read_table(path).to_csv(header=False, index=False, lineterminator="\n").splitlines()
+
+
 def test_a_model_that_passes_the_gate_is_deployed_with_capture_scaling_and_a_monitor_schedule(cloud, tmp_path):
     # When the first dataset is uploaded
     result = deploy_first_model(cloud, tmp_path)
@@ -49,11 +88,14 @@ def test_a_model_that_passes_the_gate_is_deployed_with_capture_scaling_and_a_mon
     assert endpoint["status"] == "InService" and endpoint["model_package_arn"] == run["model_package_arn"]
     assert [h["outcome"] for h in endpoint["history"]] == ["deployed"]
     # And the endpoint answers like a client expects, with its traffic captured in SageMaker's format
+    cloud.hosting.flush_capture()
+    before = capture_files(cloud)  # the smoke test's requests
     sent = serve(cloud, tmp_path, "ordinary.csv")
     assert sent == {"model": "churn", "rows": 150, "errors": 0}
     cloud.wait_idle(IDLE_TIMEOUT)
-    captured = cloud.client("s3").list_objects_v2(Bucket=cloud.bucket, Prefix="capture/churn/")
-    assert captured.get("KeyCount", 0) >= 1
+    records = captured(cloud, capture_files(cloud) - before)
+    assert sorted(r["captureData"]["endpointInput"]["data"] for r in records) == sorted(sent_rows(tmp_path /
+                                                                                                   "ordinary.csv"))
     # And autoscaling tracks invocations per instance, and the monitor is scheduled hourly
     scaling = cloud.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")
     assert [t["ResourceId"] for t in scaling["ScalableTargets"]] == ["endpoint/selfheal-churn/variant/AllTraffic"]

@@ -52,3 +52,7 @@ def test_every_call_of_every_function_is_allowed_by_its_role(cloud, churn_csv, t
     # Then every function took part, and none called anything its role does not grant
     assert {call.principal for call in cloud.audit.calls} == {spec.logical_id for spec in cloud.functions()}
     assert dict(denied) == {}
+    # And that includes the copies boto3's transfer manager makes in its own threads: the datasets ingest
+    # keeps, and the champion's model a run is scored against
+    copied = {call.params["Key"].split("/")[0] for call in cloud.audit.calls if call.operation == "CopyObject"}
+    assert {"datasets", "artifacts"} <= copied

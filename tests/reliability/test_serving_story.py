@@ -86,7 +86,8 @@ def test_bad_inference_payloads_get_client_errors_from_the_real_endpoint(story):
 def test_the_monitor_schedule_firing_twice_starts_one_retrain(story):
     # When EventBridge Scheduler delivers the hourly monitor twice, on drifted traffic
     duplicate = story[0].duplicate("monitor schedule")
-    # Then one drift run retrains and deploys (through a throttled UpdateEndpoint), and traffic is answered
+    # Then one drift run retrains and deploys (through an UpdateEndpoint refused once for the quota), and
+    # traffic is answered
     assert duplicate.problems() == []
     assert duplicate.outcome == "SUCCEEDED deployed"
 

@@ -11,5 +11,7 @@ from selfheal.reliability import throttle_in_pipeline
 def test_a_throttled_write_in_a_pipeline_function_is_retried_and_the_run_succeeds(cloud, inbox, tmp_path):
     # Given a run in flight, When DynamoDB throttles the Gate's write past the SDK's retries
     result = throttle_in_pipeline(cloud, tmp_path, inbox.read)
-    # Then the run still registers its model, with no failure announced
+    # Then the write was throttled (a run without the fault ends the same way)
+    assert [(f.injection.target, f.fired) for f in result.faults] == [("api:dynamodb:UpdateItem", 1)]
+    # And the run still registers its model, with no failure announced
     assert result.counts == result.expected, result.problems()

@@ -89,10 +89,9 @@ def _devtools_port(profile: Path, process: subprocess.Popen[bytes]) -> int:
 
 
 @pytest.fixture
-def chromium_page(tmp_path: Path) -> Iterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's package with `apt-get install -y chromium`")
-    websocket = pytest.importorskip("websocket", reason="the websocket-client package is needed to drive Chromium")
+def chromium_page(tmp_path: Path, setup_tool) -> Iterator[Page]:
+    setup_tool(CHROMIUM, "Debian's chromium")
+    import websocket  # websocket-client, a dev dependency: drives Chromium
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
     with (tmp_path / "chromium.log").open("wb") as log:

@@ -11,3 +11,43 @@ LAMBDA_TRANSIENT_ERRORS = {
     "Lambda.ClientExecutionTimeoutException",
 }
 MAX_ATTEMPTS = 6
+
+# The error names a Task can be failed with, by integration, as Step Functions names them (the local cloud's
+# own table: selfheal.localcloud.sfn_integrations). Every Retry and Catch names only these, or States.*:
+# a retrier on a name AWS never produces never fires there.
+STATES_ERRORS = {"States.ALL", "States.TaskFailed", "States.Timeout", "States.HeartbeatTimeout",
+                 "States.Permissions", "States.Runtime"}
+STEP_FUNCTIONS_ERRORS = {"StepFunctions.ExecutionLimitExceededException",
+                         "StepFunctions.ExecutionAlreadyExistsException", "StepFunctions.SdkClientException",
+                         "StepFunctions.AWSStepFunctionsException"}
+
+
+def produced_errors(resource: str) -> set[str]:
+    """The error names a Task with this Resource fails with, besides States.* ones and a function's own."""
+    from selfheal.localcloud.sfn_integrations import sagemaker_error_names
+
+    if resource.startswith("arn:aws:states:::sagemaker:"):
+        return sagemaker_error_names("optimized")
+    if resource.startswith("arn:aws:states:::aws-sdk:sagemaker:"):
+        return sagemaker_error_names("aws-sdk")
+    if resource.startswith("arn:aws:states:::lambda:invoke"):
+        return LAMBDA_TRANSIENT_ERRORS
+    if resource.startswith("arn:aws:states:::states:startExecution"):
+        return STEP_FUNCTIONS_ERRORS
+    raise AssertionError(f"no table of the errors {resource} fails with")
+
+
+def first_retrier(retry: list[dict], error: str) -> dict | None:
+    """The retrier Step Functions applies to `error`: the first whose ErrorEquals matches it."""
+    for retrier in retry:
+        names = set(retrier["ErrorEquals"])
+        wildcard = "States.ALL" in names or ("States.TaskFailed" in names and not error.startswith("States."))
+        if error in names or wildcard:
+            return retrier
+    return None
+
+
+# A refused SageMaker call worth retrying: the account's quota of concurrent jobs or endpoints, which frees
+# as they end. Every other refusal is permanent, or shares its name with permanent ones (a throttled call is
+# AmazonSageMakerException, like a ValidationException), and is not retried.
+SAGEMAKER_TRANSIENT_ERRORS = {"SageMaker.ResourceLimitExceededException"}

@@ -16,17 +16,13 @@ from typing import Any
 
 import pytest
 
-from selfheal.iam import TemplatePolicies, load
+from selfheal import iam_grants
+from selfheal.iam import TemplatePolicies
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-IMAGES = {
-    "XGBoostImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5",
-    "SKLearnImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3",
-}
-VPC = {"SubnetIds": "subnet-0a1b2c3d,subnet-4e5f6a7b", "SecurityGroupIds": "sg-0123abcd"}
 BUCKET = "selfheal-databucket"
 RUN_ID = "churn-upload-1a2b3c4d5e6f"
 ARTIFACTS = f"s3://{BUCKET}/artifacts/churn/{RUN_ID}"
@@ -237,12 +233,12 @@ def fill_parameters(template: Any, state: Any, context: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def policies() -> TemplatePolicies:
-    return load(TEMPLATE, account_id=ACCOUNT, region=REGION, parameters=IMAGES)
+    return iam_grants.view("no-vpc")
 
 
 @pytest.fixture(scope="session")
 def vpc_policies() -> TemplatePolicies:
-    return load(TEMPLATE, account_id=ACCOUNT, region=REGION, parameters={**IMAGES, **VPC})
+    return iam_grants.view("vpc")
 
 
 @pytest.fixture(scope="session")

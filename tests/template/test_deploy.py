@@ -25,14 +25,6 @@ def ml_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def sdk_available() -> bool:
-    try:
-        import sagemaker.core  # noqa: F401
-    except ImportError:
-        return (ROOT / ".venv-deploy" / "bin" / "python").exists()
-    return True
-
-
 def test_code_version_is_a_content_hash_of_the_scripts(ml_dir, tmp_path):
     # Given the job scripts, and a copy of them written in another order
     copy = tmp_path / "copy"
@@ -124,8 +116,8 @@ def test_published_keys_are_the_scripts_and_the_tarball_under_the_version(ml_dir
     ]
 
 
-@pytest.mark.skipif(not sdk_available(), reason="sagemaker SDK not installed (.venv-deploy)")
-def test_image_uris_come_from_the_sagemaker_sdk_for_the_region():
+def test_image_uris_come_from_the_sagemaker_sdk_for_the_region(setup_tool):
+    setup_tool(ROOT / ".venv-deploy" / "bin" / "python", "the sagemaker SDK's environment")
     # When the images are resolved for a region (offline: the SDK's bundled tables)
     images = deploy.resolve_image_uris("eu-west-1")
     # Then they are that region's XGBoost and scikit-learn framework images, at the pinned versions

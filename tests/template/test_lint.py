@@ -8,8 +8,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -30,21 +28,19 @@ def test_cfn_lint_is_clean():
     assert [str(m) for m in matches] == []
 
 
-@pytest.mark.skipif(not SAM.exists(), reason=f"SAM CLI not installed at {SAM} (make setup installs it)")
-def test_sam_validate_with_lint_is_clean():
+def test_sam_validate_with_lint_is_clean(setup_tool):
     # When SAM validates and lints the template (offline)
-    result = run([str(SAM), "validate", "--lint", "--template-file", "template.yaml"])
+    result = run([str(setup_tool(SAM, "the SAM CLI")), "validate", "--lint", "--template-file", "template.yaml"])
     # Then it is valid
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
-@pytest.mark.skipif(not CHECKOV.exists(), reason=f"checkov not installed at {CHECKOV} (make setup installs it)")
-def test_checkov_finds_nothing():
+def test_checkov_finds_nothing(setup_tool):
     # When checkov scans the template (offline: no guideline download)
     result = run(
         [
-            str(CHECKOV),
+            str(setup_tool(CHECKOV, "checkov")),
             "--file",
             "template.yaml",
             "--framework",

@@ -213,23 +213,20 @@ def test_every_task_catches_everything_into_record_failure_and_retries_boundedly
         # and every retry is bounded and backs off
         assert state["Retry"], name
         for retry in state["Retry"]:
-            assert 1 <= retry["MaxAttempts"] <= MAX_ATTEMPTS and retry["BackoffRate"] >= 1, name
+            assert retry["MaxAttempts"] == 0 or (1 <= retry["MaxAttempts"] <= MAX_ATTEMPTS
+                                                  and retry["BackoffRate"] >= 1), name
         if state["Resource"] == "arn:aws:states:::lambda:invoke":
             assert set(state["Retry"][0]["ErrorEquals"]) == LAMBDA_TRANSIENT_ERRORS, name
             assert state["Parameters"]["FunctionName"].startswith("arn:aws:lambda:"), name
 
 
-def test_train_retries_capacity_and_throttling_before_any_other_failure(pipeline):
+def test_train_retries_the_job_quota_and_failed_jobs_but_no_refused_request(pipeline):
     # Given the Train state
     retries = pipeline["States"]["Train"]["Retry"]
-    errors = [e for r in retries for e in r["ErrorEquals"]]
-    # Then capacity and throttling errors are retried, and the catch-all job failure comes last
-    assert {
-        "SageMaker.AmazonSageMakerException",
-        "SageMaker.ResourceLimitExceededException",
-        "ThrottlingException",
-        "States.TaskFailed",
-    } <= set(errors)
+    # Then the account's job quota is retried first; a refused request (a ValidationException or a throttled
+    # call, both SageMaker.AmazonSageMakerException) is not; a failed job (capacity) is, with a new job name
+    assert retries[0]["ErrorEquals"] == ["SageMaker.ResourceLimitExceededException"]
+    assert "SageMaker.AmazonSageMakerException" in retries[1]["ErrorEquals"] and retries[1]["MaxAttempts"] == 0
     assert retries[-1]["ErrorEquals"] == ["States.TaskFailed"]
 
 

@@ -10,8 +10,10 @@ function that calls something its role does not grant fails the check here inste
 from __future__ import annotations
 
 import contextlib
-import threading
+import contextvars
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,41 +59,51 @@ class Call:
 
 
 class CallAudit:
+    """Who makes each call: the principal is a context variable, so it follows a function's work into the
+    worker threads it hands work to (boto3's transfer manager copies and transfers in a thread pool)."""
+
     def __init__(self, faults: Faults) -> None:
         self.calls: list[Call] = []
         self._faults = faults
-        self._local = threading.local()
+        self._principal: contextvars.ContextVar[str | None] = contextvars.ContextVar("principal", default=None)
 
     @contextlib.contextmanager
-    def acting_as(self, principal: str) -> Iterator[None]:
-        previous = getattr(self._local, "principal", None)
-        self._local.principal = principal
+    def acting_as(self, principal: str | None) -> Iterator[None]:
+        token = self._principal.set(principal)
         try:
             yield
         finally:
-            self._local.principal = previous
+            self._principal.reset(token)
 
     def patch(self) -> Callable[[], None]:
-        """Record calls made by a principal (a function's thread); returns the undo."""
+        """Record calls made by a principal, in its own thread or one it handed work to; returns the undo."""
         original = BaseClient._make_api_call
+        original_submit = ThreadPoolExecutor.submit
         audit = self
+
+        def submit(executor: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+            # The work runs in the submitter's context, as if the submitter ran it.
+            return original_submit(executor, contextvars.copy_context().run, fn, *args, **kwargs)
 
         def make_api_call(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
             service = client.meta.service_model.service_name
-            principal = getattr(audit._local, "principal", None)
+            principal = audit._principal.get()
             if principal:
                 audit.calls.append(Call(principal, service, operation_name, dict(api_params)))
             fault = audit._faults.take(f"api:{service}:{operation_name}")
             if fault:
                 raise ClientError({"Error": {"Code": fault.kind, "Message": f"injected fault: {fault.kind}"},
-                                   "ResponseMetadata": {"HTTPStatusCode": _ERROR_STATUS.get(fault.kind, 400)}},
+                                   "ResponseMetadata": {"HTTPStatusCode": _ERROR_STATUS.get(fault.kind, 400),
+                                                        "RequestId": str(uuid.uuid4())}},
                                   operation_name)
             return original(client, operation_name, api_params)
 
         BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+        ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
 
         def undo() -> None:
             BaseClient._make_api_call = original  # type: ignore[method-assign]
+            ThreadPoolExecutor.submit = original_submit  # type: ignore[method-assign]
 
         return undo
 

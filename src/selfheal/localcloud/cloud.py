@@ -12,6 +12,7 @@ ml/ scripts run under SageMaker's container contract.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import threading
@@ -19,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,19 @@ import yaml
 from moto import mock_aws
 
 from ..code import code_version, publish_code
+from .async_invoke import AsyncInvoker, DeadLetter
 from .audit import CallAudit
 from .deploy import deploy_template
 from .eventbridge import patch_moto_events
 from .faults import Faults
 from .hosting import HostingService, patch_moto_hosting
-from .lambdas import FunctionError, FunctionRouter, FunctionSpec, patch_moto_invoke, route_thread_output
+from .lambdas import (
+    FunctionRouter,
+    FunctionSpec,
+    isolate_environments,
+    patch_moto_invoke,
+    route_thread_output,
+)
 from .registry import patch_moto_registry
 from .sagemaker_jobs import JobService, patch_moto_sagemaker
 from .sfn_integrations import patch_engine
@@ -44,7 +53,15 @@ LOCAL_PARAMETERS = {
     "XGBoostImageUri": "local/sagemaker-xgboost:3.0-5",
     "SKLearnImageUri": "local/sagemaker-scikit-learn:1.2-1",
 }
-_LAMBDA_ASYNC_RETRIES = 2  # Lambda's default for asynchronous invocations
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An event a rule handed to one of its targets."""
+
+    rule: str
+    target: dict[str, Any]
+    event: dict[str, Any]
 
 
 class IdleTimeout(TimeoutError):
@@ -57,15 +74,15 @@ class LocalCloud:
         self.root = root
         self.work_dir = Path(work_dir)
         self.time_scale = time_scale
-        self.faults = Faults()
         self.template = Template.load(root / "template.yaml", stack_name,
                                       LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
+        self.faults = Faults(self.template.of_type("AWS::Serverless::Function"))
         self.audit = CallAudit(self.faults)
         self.router = FunctionRouter(self.work_dir / "logs", self.faults, acting_as=self.audit.acting_as)
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
         self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, time_scale)
-        self.delivered: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (target, event), in order
-        self.dead_letters: list[dict[str, Any]] = []  # async invokes that failed every attempt, with why
+        self.delivered: list[Delivery] = []  # in order
+        self.lambda_async = AsyncInvoker(self.router, self.client, time_scale, acting_as=self.audit.acting_as)
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
         self._pending: set[Future[None]] = set()
         self._pending_lock = threading.Lock()
@@ -90,6 +107,7 @@ class LocalCloud:
                                       "lambda": {"use_docker": False}})
         self._mock.start()
         self._undo += [
+            isolate_environments(),
             route_thread_output(),
             self.audit.patch(),
             patch_moto_invoke(self.router),
@@ -181,46 +199,35 @@ class LocalCloud:
 
     # -- async delivery (EventBridge, S3, Scheduler → Lambda) -------------------------------------------
 
-    def _deliver(self, target: dict[str, Any], event: dict[str, Any]) -> None:
-        self.delivered.append((target, event))
-        future = self._async.submit(self._invoke_async, target, event)
+    def _deliver(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> None:
+        delivery = Delivery(rule, target, event)
+        self.delivered.append(delivery)
+        # EventBridge's work, not the caller's: a fresh context, whoever's call emitted the event.
+        future = self._async.submit(contextvars.Context().run, self._invoke_async, delivery)
         with self._pending_lock:
             self._pending.add(future)
         future.add_done_callback(self._forget)
 
     def redeliver(self, index: int = -1) -> None:
         """Deliver an event again, as EventBridge's at-least-once delivery sometimes does."""
-        self._deliver(*self.delivered[index])
+        delivery = self.delivered[index]
+        self._deliver(delivery.rule, delivery.target, delivery.event)
 
     def _forget(self, future: Future[None]) -> None:
         with self._pending_lock:
             self._pending.discard(future)
 
-    def _invoke_async(self, target: dict[str, Any], event: dict[str, Any]) -> None:
-        if ":states:" in target["Arn"]:
-            self.client("stepfunctions").start_execution(stateMachineArn=target["Arn"], name=str(uuid.uuid4()),
-                                                         input=json.dumps(event))
+    def _invoke_async(self, delivery: Delivery) -> None:
+        if ":states:" in delivery.target["Arn"]:
+            self.client("stepfunctions").start_execution(stateMachineArn=delivery.target["Arn"],
+                                                         name=str(uuid.uuid4()), input=json.dumps(delivery.event))
             return
-        error: FunctionError | None = None
-        for _ in range(1 + _LAMBDA_ASYNC_RETRIES):
-            try:
-                self.router.invoke(target["Arn"], event)
-                return
-            except FunctionError as exc:
-                error = exc
-        self._dead_letter(target, event, error)
+        self.lambda_async.from_rule(delivery.rule, delivery.target, delivery.event)
 
-    def _dead_letter(self, target: dict[str, Any], event: dict[str, Any], error: FunctionError | None) -> None:
-        """Keep an event that failed every attempt in the target's dead-letter queue, as configured."""
-        reason = f"{error.error_type}: {error.message}" if error else "unknown"
-        self.dead_letters.append({"target": target["Arn"], "event": event, "error": reason})
-        queue_arn = target.get("DeadLetterConfig", {}).get("Arn")
-        if queue_arn:
-            queue = queue_arn.rsplit(":", 1)[-1]
-            url = self.client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
-            self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event),
-                                            MessageAttributes={"ERROR_MESSAGE": {"DataType": "String",
-                                                                                 "StringValue": reason[:256]}})
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        """Events that could not be delivered or processed, whatever their dead-letter queue."""
+        return self.lambda_async.dead_letters
 
     # -- waiting ---------------------------------------------------------------------------------------
 

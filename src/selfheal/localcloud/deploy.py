@@ -8,8 +8,8 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .lambdas import FunctionSpec
-from .template import REGION, Template
+from .lambdas import AsyncConfig, FunctionSpec
+from .template import REGION, Template, TemplateError
 
 if TYPE_CHECKING:
     from .cloud import LocalCloud
@@ -46,6 +46,8 @@ def deploy_template(cloud: LocalCloud) -> Resources:
         cloud.client("scheduler").create_schedule_group(Name=template.physical[logical_id])
     for logical_id in _live(template, "AWS::Serverless::Function"):
         resources.functions[logical_id] = _function(cloud, template, logical_id)
+    for logical_id in _live(template, "AWS::Lambda::Permission"):
+        _permission(cloud, logical_id, template.properties(logical_id))
     for logical_id in _live(template, "AWS::Serverless::StateMachine"):
         resources.state_machines[logical_id] = _state_machine(cloud, template, logical_id)
     for logical_id in _live(template, "AWS::Events::Rule"):
@@ -121,7 +123,7 @@ def _function(cloud: LocalCloud, template: Template, logical_id: str) -> str:
         logical_id=logical_id, name=name, arn=template.arn(logical_id),
         code_dir=template.root / resolve(raw["CodeUri"]), handler=resolve(raw["Handler"]),
         environment=environment, timeout=int(resolve(raw.get("Timeout", 3))),
-        memory=int(resolve(raw.get("MemorySize", 128))))
+        memory=int(resolve(raw.get("MemorySize", 128))), asynchronous=_async_config(logical_id, resolve(raw)))
     role = resolve(raw["Role"]) if "Role" in raw else _role(cloud, f"{name}-role")
     cloud.client("lambda").create_function(
         FunctionName=name, Runtime=resolve(raw.get("Runtime", "python3.12")), Role=role,
@@ -135,8 +137,36 @@ def _function(cloud: LocalCloud, template: Template, logical_id: str) -> str:
             for key in ("RetryPolicy", "DeadLetterConfig", "Input", "InputPath"):
                 if key in props:
                     target[key] = props[key]
-            _rule(cloud, f"{name}-{event_name}"[:64], props["Pattern"], [target], props.get("State", "ENABLED"))
+            rule = _rule(cloud, f"{name}-{event_name}"[:64], props["Pattern"], [target], props.get("State", "ENABLED"))
+            # SAM adds the permission that lets the rule invoke the function.
+            _permission(cloud, f"{logical_id}{event_name}Permission", {
+                "FunctionName": name, "Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com",
+                "SourceArn": rule})
     return name
+
+
+_DESTINATIONS = {"SQS": ":sqs:", "SNS": ":sns:"}  # where the local cloud can send a failed async event
+
+
+def _async_config(logical_id: str, raw: dict[str, Any]) -> AsyncConfig:
+    """The function's asynchronous-invocation settings: SAM's EventInvokeConfig and DeadLetterQueue."""
+    invoke = raw.get("EventInvokeConfig", {})
+    on_failure = invoke.get("DestinationConfig", {}).get("OnFailure")
+    dead_letter = raw.get("DeadLetterQueue")
+    for setting in (on_failure, dead_letter):
+        if setting and setting.get("Type") not in _DESTINATIONS:
+            raise TemplateError(f"{logical_id}: the local cloud sends failed async events to SQS or SNS only")
+    return AsyncConfig(max_retries=int(invoke.get("MaximumRetryAttempts", 2)),
+                       max_event_age=int(invoke.get("MaximumEventAgeInSeconds", 21600)),
+                       on_failure=on_failure and on_failure["Destination"],
+                       dead_letter=dead_letter and dead_letter["TargetArn"])
+
+
+def _permission(cloud: LocalCloud, statement_id: str, props: dict[str, Any]) -> None:
+    """A resource-based policy statement on a function, as AWS::Lambda::Permission adds it."""
+    optional = {key: props[key] for key in ("SourceArn", "SourceAccount") if key in props}
+    cloud.client("lambda").add_permission(FunctionName=props["FunctionName"], StatementId=statement_id,
+                                          Action=props["Action"], Principal=props["Principal"], **optional)
 
 
 def _placeholder_zip() -> bytes:
@@ -160,7 +190,8 @@ def _state_machine(cloud: LocalCloud, template: Template, logical_id: str) -> st
     return created["stateMachineArn"]
 
 
-def _rule(cloud: LocalCloud, name: str, pattern: Any, targets: list[dict[str, Any]], state: str) -> None:
+def _rule(cloud: LocalCloud, name: str, pattern: Any, targets: list[dict[str, Any]], state: str) -> str:
     events = cloud.client("events")
-    events.put_rule(Name=name, EventPattern=json.dumps(pattern), State=state)
+    arn = events.put_rule(Name=name, EventPattern=json.dumps(pattern), State=state)["RuleArn"]
     events.put_targets(Rule=name, Targets=targets)
+    return arn

@@ -19,7 +19,7 @@ from moto.events.utils import _BASE_EVENT_MESSAGE, EventTemplateParser
 from moto.utilities.arns import parse_arn
 
 _TAKEN_OVER = {"lambda", "states"}  # target services moto's events backend does not call
-Deliver = Callable[[dict[str, Any], dict[str, Any]], None]  # (target, event)
+Deliver = Callable[[str, dict[str, Any], dict[str, Any]], None]  # (rule ARN, target, event)
 _lock = threading.Lock()
 
 
@@ -52,7 +52,7 @@ def patch_moto_events(deliver: Deliver) -> Callable[[], None]:
         event = normalise(original_event)
         lambdas = [t for t in self.targets if parse_arn(t["Arn"]).service in _TAKEN_OVER]
         for target in lambdas:
-            deliver(target, target_input(target, event))
+            deliver(self.arn, target, target_input(target, event))
         others = [t for t in self.targets if t not in lambdas]
         if others:
             with _lock:

@@ -3,12 +3,20 @@
 A fault names a target (e.g. "sagemaker:CreateTrainingJob", "job:training", "lambda:EvaluateGateFunction"),
 a kind, and how many times it fires (None: every time). Tests and scenarios add them; the parts of the
 local cloud that can fail ask `take(target)` at the point where AWS would fail. KINDS lists them all.
+A `lambda:` target must name one of template.yaml's functions: a misspelt one would never fire.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+from .template import function_ids
+
+TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
 
 _API_LIMITS = {"throttle": "ThrottlingException", "limit": "ResourceLimitExceeded"}
 _JOB = {
@@ -42,11 +50,22 @@ class UnknownFault(ValueError):
     """A fault the local cloud cannot inject: a typo would otherwise never fire."""
 
 
-def describe(target: str, kind: str) -> str:
-    """What AWS reports for this fault; raises UnknownFault for one the local cloud does not know."""
+@functools.cache
+def template_functions(path: Path = TEMPLATE) -> frozenset[str]:
+    """The logical ids of the template's functions, read from the file alone (no cloud needed)."""
+    return function_ids(path)
+
+
+def describe(target: str, kind: str, functions: Iterable[str] | None = None) -> str:
+    """What AWS reports for this fault; raises UnknownFault for one the local cloud does not know.
+    `functions`: the names a `lambda:` target may take (default: template.yaml's functions)."""
     kinds = KINDS.get(target) or KINDS.get(target.split(":", 1)[0] + ":")
     if kinds is None:
         raise UnknownFault(f"unknown fault target {target!r} (known: {', '.join(sorted(KINDS))})")
+    if target.startswith("lambda:"):
+        known = template_functions() if functions is None else frozenset(functions)
+        if target.removeprefix("lambda:") not in known:
+            raise UnknownFault(f"{target}: no such function (known: {', '.join(sorted(known))})")
     if target.startswith("api:"):
         if target.count(":") != 2 or not kind[:1].isupper():
             raise UnknownFault(f"{target} {kind}: api faults are api:<service>:<Operation> with an AWS error code")
@@ -69,12 +88,14 @@ class Fault:
 
 
 class Faults:
-    def __init__(self) -> None:
+    def __init__(self, functions: Iterable[str] | None = None) -> None:
+        """`functions`: the names `lambda:` faults may target (default: template.yaml's functions)."""
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        self._functions = None if functions is None else frozenset(functions)
 
     def add(self, target: str, kind: str, times: int | None = 1) -> Fault:
-        describe(target, kind)
+        describe(target, kind, self._functions)
         fault = Fault(target, kind, times)
         with self._lock:
             self._faults.append(fault)

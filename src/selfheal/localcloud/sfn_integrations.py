@@ -3,7 +3,12 @@
 * `sagemaker:*` optimized integrations (request-response and `.sync`): the engine calls SageMaker with
   parameter validation off and refuses `.sync`; here the request is sent to the (validated) SageMaker
   API and `.sync` polls Describe* until the job ends, failing the task with `States.TaskFailed` and the
-  Describe output as its cause, as AWS does. API errors surface as `SageMaker.AmazonSageMakerException`.
+  Describe output as its cause, as AWS does. A refused API call fails the task under the name AWS's SDK
+  gives it: an error SageMaker's model names (ResourceLimitExceeded, ResourceInUse, ...) as
+  `SageMaker.<Name>Exception`, every other code (ThrottlingException, ValidationException, ...) as
+  `SageMaker.AmazonSageMakerException`, with the code in the cause.
+* `aws-sdk:sagemaker:*` tasks name errors `SageMaker.<Name>Exception` (`SageMaker.SageMakerException` for a
+  code the model does not name): moto's engine would write the service name in lower case.
 * `states:startExecution(.sync|.sync:2)`: moto's engine passes the ASL's Step Functions-cased parameters
   (StateMachineArn, Name, Input) straight to boto3, which wants the API's own (stateMachineArn, ...); they are
   mapped through the API's input shape, as AWS does.
@@ -33,6 +38,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 )
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
@@ -58,6 +64,9 @@ _OPTIMIZED_ACTIONS = {"CreateEndpoint", "CreateEndpointConfig", "CreateHyperPara
                       "CreateLabelingJob", "CreateModel", "CreateProcessingJob", "CreateTrainingJob",
                       "CreateTransformJob", "UpdateEndpoint"}
 _sagemaker_model = botocore.session.get_session().get_service_model("sagemaker")
+# The errors SageMaker's model names; the SDK Step Functions calls it with has an exception class for each.
+_SAGEMAKER_MODELED_ERRORS = {shape.name for shape in _sagemaker_model.error_shapes}
+_SAGEMAKER_OTHER_ERRORS = {"optimized": "SageMaker.AmazonSageMakerException", "aws-sdk": "SageMaker.SageMakerException"}
 _sfn_model = botocore.session.get_session().get_service_model("stepfunctions")
 
 
@@ -65,6 +74,21 @@ def _sfn_operation(action: str) -> Any:
     """'startExecution' or 'describe_execution' → the Step Functions API operation model."""
     name = "".join(part[:1].upper() + part[1:] for part in action.split("_"))
     return _sfn_model.operation_model(name)
+
+
+def sagemaker_error_name(code: str, integration: str = "optimized") -> str:
+    """The error name a SageMaker task fails with when the API refuses it with `code`: the optimized
+    integration's SDK calls every code its model does not name AmazonSageMakerException, the AWS SDK
+    integration's SageMakerException."""
+    if code in _SAGEMAKER_MODELED_ERRORS:
+        return f"SageMaker.{code}" if code.endswith("Exception") else f"SageMaker.{code}Exception"
+    return _SAGEMAKER_OTHER_ERRORS[integration]
+
+
+def sagemaker_error_names(integration: str) -> set[str]:
+    """Every name a SageMaker task of the integration ("optimized" or "aws-sdk") fails with on a refused call."""
+    return {sagemaker_error_name(code, integration) for code in _SAGEMAKER_MODELED_ERRORS} | {
+        _SAGEMAKER_OTHER_ERRORS[integration]}
 
 
 def _json_native(value: Any) -> Any:
@@ -95,10 +119,11 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
 
     def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
         if isinstance(ex, ClientError):
-            error = ex.response["Error"]
-            name = "SageMaker.AmazonSageMakerException"
+            error, metadata = ex.response["Error"], ex.response["ResponseMetadata"]
+            name = sagemaker_error_name(error.get("Code", ""))
             cause = (f"{error.get('Message')} (Service: AmazonSageMaker; Status Code: "
-                     f"{ex.response['ResponseMetadata'].get('HTTPStatusCode')}; Error Code: {error.get('Code')})")
+                     f"{metadata.get('HTTPStatusCode')}; Error Code: {error.get('Code')}; "
+                     f"Request ID: {metadata.get('RequestId')}; Proxy: null)")
             return FailureEvent(
                 env=env, error_name=CustomErrorName(name), event_type=HistoryEventType.TaskFailed,
                 event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
@@ -198,6 +223,7 @@ def patch_engine(time_scale: float, poll_seconds: float) -> Callable[[], None]:
     StateTaskServiceSfn._normalise_response = sfn_normalise_response  # type: ignore[method-assign]
     StateTaskServiceSfn._eval_service_task = sfn_eval  # type: ignore[method-assign]
     state_task_factory.state_task_service_for = service_for
+    state_task_service_aws_sdk._SERVICE_ERROR_NAMES["sagemaker"] = "SageMaker"
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
     wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
 
@@ -206,6 +232,7 @@ def patch_engine(time_scale: float, poll_seconds: float) -> Callable[[], None]:
         del StateTaskServiceSfn._normalise_response  # moto's own is the base class's (a no-op)
         StateTaskServiceSfn._eval_service_task = original_sfn_eval  # type: ignore[method-assign]
         state_task_factory.state_task_service_for = original_factory
+        state_task_service_aws_sdk._SERVICE_ERROR_NAMES.pop("sagemaker", None)
         retrier_decl.time = original_sleep
         wait_function.WaitFunction._wait_interval = original_wait  # type: ignore[method-assign]
 

@@ -197,6 +197,15 @@ class Template:
         return _SUB_VAR.sub(replace, text).replace("${!", "${")
 
 
+def function_ids(path: Path) -> frozenset[str]:
+    """The logical ids of a template's functions, read as written (no parameters, nothing resolved)."""
+    body, matches = decode(str(path))
+    if body is None:
+        raise TemplateError(f"{path}: {matches}")
+    return frozenset(name for name, resource in body.get("Resources", {}).items()
+                     if resource.get("Type") == "AWS::Serverless::Function")
+
+
 def _fn_if(template: Template, value: list[Any]) -> Any:
     name, when_true, when_false = value
     return template.resolve(when_true if template.condition(name) else when_false)
