@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from selfheal.localcloud.clock import Clock
+from selfheal.localcloud.endpoint_metrics import FleetMetrics, evaluate
 from selfheal.localcloud.faults import KINDS, Faults, UnknownFault, describe
-from selfheal.localcloud.hosting import Endpoint, HostingService, VariantMetrics
+from selfheal.localcloud.hosting import HostingService
 from selfheal.localcloud.lambdas import FunctionError, FunctionRouter, FunctionSpec
 
 ENDPOINT_REQUEST = {"EndpointName": "selfheal-churn", "EndpointConfigName": "selfheal-churn-1"}
@@ -35,7 +37,7 @@ def test_every_known_fault_says_what_aws_reports():
 def test_hosting_apis_refuse_with_aws_error_codes(tmp_path: Path, operation, kind, code):
     faults = Faults()
     faults.add(f"sagemaker:{operation}", kind)
-    hosting = HostingService(tmp_path, faults, "us-east-1", "123456789012", time_scale=0.001)
+    hosting = HostingService(tmp_path, faults, "us-east-1", "123456789012", Clock(scale=0.001))
     with pytest.raises(Exception) as raised:
         getattr(hosting, "create_endpoint" if operation == "CreateEndpoint" else "update_endpoint")(ENDPOINT_REQUEST)
     assert raised.value.code == code
@@ -62,10 +64,14 @@ def test_a_function_that_crashes_after_its_side_effects_is_reported_as_lambda_re
     router.close()
 
 
-def test_a_request_still_in_flight_is_no_latency_data_point(tmp_path: Path):
+def test_a_request_still_in_flight_is_no_latency_data_point():
     # Given a canary that has taken a request whose answer has not come back (no latency recorded yet)
-    hosting = HostingService(tmp_path, Faults(), "us-east-1", "123456789012", time_scale=0.001)
-    endpoint = Endpoint("selfheal-churn", "arn", "old", green_config="new")
-    endpoint.metrics["new/AllTraffic"] = VariantMetrics(invocations=1)
+    fleets = FleetMetrics(Clock(scale=0.001))
+    fleets.setdefault("new/AllTraffic").invocations += 1
+    latency = {"AlarmName": "slow", "Namespace": "AWS/SageMaker", "MetricName": "ModelLatency", "Statistic": "Average",
+               "Dimensions": [{"Name": "EndpointName", "Value": "selfheal-churn"},
+                              {"Name": "VariantName", "Value": "AllTraffic"}],
+               "Period": 60, "EvaluationPeriods": 1, "Threshold": 1.0, "ComparisonOperator": "GreaterThanThreshold"}
     # When the latency alarm is evaluated; Then there is no data point yet (the update goes on, it does not crash)
-    assert hosting._metric_value(endpoint, "ModelLatency", "Average", "AllTraffic") is None
+    evaluation = evaluate(latency, "selfheal-churn", fleets, now=30)
+    assert evaluation.values == [None] and not evaluation.in_alarm

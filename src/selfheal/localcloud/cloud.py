@@ -28,6 +28,7 @@ from moto import mock_aws
 
 from ..code import code_version, publish_code
 from .audit import CallAudit
+from .clock import Clock
 from .deploy import deploy_template
 from .eventbridge import patch_moto_events
 from .faults import Faults
@@ -63,7 +64,8 @@ class LocalCloud:
         self.audit = CallAudit(self.faults)
         self.router = FunctionRouter(self.work_dir / "logs", self.faults, acting_as=self.audit.acting_as)
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
-        self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, time_scale)
+        self.clock = Clock(time_scale)
+        self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, self.clock)
         self.delivered: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (target, event), in order
         self.dead_letters: list[dict[str, Any]] = []  # async invokes that failed every attempt, with why
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
@@ -97,7 +99,7 @@ class LocalCloud:
             patch_moto_hosting(self.hosting),
             patch_moto_registry(REGION),
             patch_moto_events(self._deliver),
-            patch_engine(self.time_scale, poll_seconds=0.05),
+            patch_engine(self.clock, poll_seconds=0.05),
         ]
         self.resources = deploy_template(self)
         # The deploy command publishes ml/ under its content hash; locally CodeVersion names it.
