@@ -136,7 +136,7 @@ def test_requests_are_published_to_cloudwatch_as_sagemaker_publishes_them(hostin
 
 def test_an_alarm_on_another_endpoints_dimensions_does_not_roll_a_deployment_back(hosting):
     # Given a rollback alarm on 5XX errors that names another endpoint
-    hosting.serving(hosting.config("old", fixed=True))
+    hosting.serving(hosting.config("old", model="fixed"))
     elsewhere = put_alarm("elsewhere", "Invocation5XXErrors", "Sum", 1, FLEET | {"EndpointName": "other"})
     # When the new model fails every request while it bakes
     described, answers = update_under_traffic(hosting, hosting.config("new"), blue_green([elsewhere]),

@@ -22,12 +22,15 @@ from selfheal.localcloud.hosting import HostingService, patch_moto_hosting
 from selfheal.localcloud.template import ACCOUNT_ID, REGION
 
 ENDPOINT, BUCKET = "selfheal-churn", "models"
+SLOW_LOAD_SECONDS = 2.0
 TOY_MODEL = '''
 import time
 
 FAILS = {fails}
+LOAD_SECONDS = {load_seconds}
 
 def model_fn(model_dir):
+    time.sleep(LOAD_SECONDS)
     return "toy"
 
 def input_fn(body, content_type):
@@ -45,11 +48,11 @@ def output_fn(prediction, accept):
 '''
 
 
-def toy_tarball(fails: bool) -> bytes:
+def toy_tarball(fails: bool, load_seconds: float = 0.0) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name in ("inference.py", "code/inference.py"):  # at the root, and where the SDK packs code
-            data = TOY_MODEL.replace("{fails}", str(fails)).encode()
+            data = TOY_MODEL.replace("{fails}", str(fails)).replace("{load_seconds}", str(load_seconds)).encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
@@ -62,9 +65,10 @@ class Hosting:
     faults: Faults
     clock: Clock
 
-    def config(self, name: str, instances: int = 1, variant: str = "AllTraffic", fixed: bool = False) -> str:
-        """A model and an endpoint config serving it on one variant (a fixed model answers "fail" too)."""
-        data = f"s3://{BUCKET}/{'fixed' if fixed else 'model'}.tar.gz"
+    def config(self, name: str, instances: int = 1, variant: str = "AllTraffic", model: str = "model") -> str:
+        """A model and an endpoint config serving it on one variant. Models: "model"; "fixed", which
+        answers "fail" too; "heavy", which takes SLOW_LOAD_SECONDS of real time to load."""
+        data = f"s3://{BUCKET}/{model}.tar.gz"
         self.service.create_model({"ModelName": name, "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/sagemaker",
                                    "PrimaryContainer": {"Image": "local/toy", "ModelDataUrl": data,
                                                         "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}})
@@ -103,8 +107,9 @@ class Hosting:
 def hosting(tmp_path: Path) -> Iterator[Hosting]:
     with mock_aws():
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-        for key, fails in (("model.tar.gz", True), ("fixed.tar.gz", False)):
-            boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=toy_tarball(fails))
+        for key, body in (("model", toy_tarball(True)), ("fixed", toy_tarball(False)),
+                          ("heavy", toy_tarball(True, SLOW_LOAD_SECONDS))):
+            boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=f"{key}.tar.gz", Body=body)
         faults, clock = Faults(), Clock(scale=0.001)
         service = HostingService(tmp_path, faults, REGION, ACCOUNT_ID, clock)
         undo = patch_moto_hosting(service)
