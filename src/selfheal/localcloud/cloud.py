@@ -26,6 +26,7 @@ import boto3
 import yaml
 from moto import mock_aws
 
+from .. import iam
 from ..code import code_version, publish_code
 from .audit import CallAudit
 from .clock import Clock
@@ -37,7 +38,7 @@ from .lambdas import FunctionError, FunctionRouter, FunctionSpec, patch_moto_inv
 from .registry import patch_moto_registry
 from .sagemaker_jobs import JobService, patch_moto_sagemaker
 from .sfn_integrations import patch_engine
-from .template import ACCOUNT_ID, REGION, Template
+from .template import ACCOUNT_ID, REGION, Template, TemplateError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCAL_PARAMETERS = {
@@ -61,7 +62,7 @@ class LocalCloud:
         self.faults = Faults()
         self.template = Template.load(root / "template.yaml", stack_name,
                                       LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
-        self.audit = CallAudit(self.faults)
+        self.audit = CallAudit(self.faults, allowed=lambda: self.policies().allowed)
         self.router = FunctionRouter(self.work_dir / "logs", self.faults, acting_as=self.audit.acting_as)
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
         self.clock = Clock(time_scale)
@@ -74,6 +75,7 @@ class LocalCloud:
         self._undo: list[Any] = []
         self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
+        self._policies: iam.TemplatePolicies | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -102,6 +104,7 @@ class LocalCloud:
             patch_engine(self.clock, poll_seconds=0.05),
         ]
         self.resources = deploy_template(self)
+        self.audit.state_machines = {arn: name for name, arn in self.resources.state_machines.items()}
         # The deploy command publishes ml/ under its content hash; locally CodeVersion names it.
         publish_code(self.client("s3"), self.bucket, self.template.parameters["CodeVersion"], self.root / "ml")
 
@@ -136,6 +139,20 @@ class LocalCloud:
 
     def physical(self, logical_id: str) -> str:
         return self.template.physical[logical_id]
+
+    def policies(self) -> iam.TemplatePolicies:
+        """The IAM view of this cloud's template (its roles, with this cloud's physical names); read once."""
+        if self._policies is None:
+            def resolver(logical_id: str, attribute: str | None) -> str | None:
+                try:
+                    return self.template.get_att(logical_id, attribute) if attribute else self.template.ref(logical_id)
+                except TemplateError:
+                    return None  # resources SAM adds (layers, generated roles): the default naming
+
+            self._policies = iam.load(account_id=ACCOUNT_ID, region=REGION, stack_name=self.template.stack_name,
+                                      parameters={k: str(v) for k, v in self.template.parameters.items()},
+                                      resolver=resolver)
+        return self._policies
 
     @property
     def bucket(self) -> str:
