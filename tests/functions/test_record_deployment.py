@@ -123,7 +123,7 @@ def test_a_deployment_autoscaling_refuses_is_still_recorded_as_deployed_and_the_
     # Then the deployment is recorded as what it is: the package serves, is the champion, the run deployed it,
     # and the monitor is scheduled
     assert result["outcome"] == "deployed"
-    assert endpoint_item()["model_package_arn"] == package and ledger.get_champion(MODEL)["model_package_arn"] == package
+    assert endpoint_item()["model_package_arn"] == ledger.get_champion(MODEL)["model_package_arn"] == package
     assert ledger.get_run(MODEL, event["run_id"])["decision"] == "deployed"
     assert boto3.client("scheduler", region_name=REGION).get_schedule(Name="selfheal-monitor-churn",
                                                                        GroupName=SCHEDULE_GROUP)
