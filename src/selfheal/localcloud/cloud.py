@@ -47,6 +47,8 @@ LOCAL_PARAMETERS = {
     "SKLearnImageUri": "local/sagemaker-scikit-learn:1.2-1",
 }
 _LAMBDA_ASYNC_RETRIES = 2  # Lambda's default for asynchronous invocations
+# Lambda's default concurrency quota per account and Region; new accounts may have less.
+DEFAULT_CONCURRENCY_QUOTA = 1000
 
 
 class IdleTimeout(TimeoutError):
@@ -55,10 +57,12 @@ class IdleTimeout(TimeoutError):
 
 class LocalCloud:
     def __init__(self, work_dir: Path, root: Path = REPO_ROOT, time_scale: float = 0.001,
-                 parameters: dict[str, str] | None = None, stack_name: str = "selfheal-local") -> None:
+                 parameters: dict[str, str] | None = None, stack_name: str = "selfheal-local",
+                 concurrency_quota: int = DEFAULT_CONCURRENCY_QUOTA) -> None:
         self.root = root
         self.work_dir = Path(work_dir)
         self.time_scale = time_scale
+        self.concurrency_quota = concurrency_quota
         self.faults = Faults()
         self.template = Template.load(root / "template.yaml", stack_name,
                                       LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
@@ -80,7 +84,11 @@ class LocalCloud:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def __enter__(self) -> LocalCloud:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a deployment AWS refuses leaves nothing running
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -89,7 +97,9 @@ class LocalCloud:
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._set_env({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S106 - moto needs credentials; these fake ones reach no AWS
-                       "AWS_SESSION_TOKEN": "local", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION})
+                       "AWS_SESSION_TOKEN": "local", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+                       # moto then refuses reservations leaving fewer than 100 unreserved executions, as Lambda does
+                       "MOTO_LAMBDA_CONCURRENCY_QUOTA": str(self.concurrency_quota)})
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
         self._mock.start()
