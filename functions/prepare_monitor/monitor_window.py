@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from selfheal_shared import aws, ledger
 from selfheal_shared.config import read_model_config
 from selfheal_shared.errors import SelfhealError
+from selfheal_shared.instances import job_resources
 from selfheal_shared.names import job_prefix_for
 from selfheal_shared.runs import manifest
 from selfheal_shared.s3uri import S3Uri, s3_uri
@@ -60,6 +61,7 @@ def prepare_monitor(request: MonitorRequest, now: datetime | None = None) -> dic
         code_uri=s3_uri(settings.data_bucket, "code", settings.code_version),
         job_prefix=job_prefix_for(request.model, request.execution),
         instance_type=config.training.processing_instance_type,
+        cluster=job_resources(config.training.processing_instance_type, settings.kms_key_arn),
     ).model_dump()
 
 
@@ -67,7 +69,8 @@ def no_data(end: datetime, reason: str, endpoint: dict[str, Any] | None = None,
             start: datetime | None = None) -> dict[str, Any]:
     return MonitorWindow(has_data=False, reason=reason, endpoint_name=endpoint and endpoint["endpoint_name"],
                          start=start and iso(start), end=iso(end), files=0, baseline_uri=None, manifest_uri=None,
-                         report_uri=None, code_uri=None, job_prefix=None, instance_type=None).model_dump()
+                         report_uri=None, code_uri=None, job_prefix=None, instance_type=None,
+                         cluster=None).model_dump()
 
 
 def window_start(model: str, endpoint: dict[str, Any], end: datetime) -> datetime:

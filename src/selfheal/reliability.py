@@ -865,7 +865,8 @@ def storm(cloud: LocalCloud, folder: Path, hours: int, tick_minutes: int) -> Sto
                       "endpoint_name": endpoint_name(STORM_MODEL),
                       "start": _iso(clock.now - timedelta(minutes=tick_minutes)), "end": _iso(clock.now),
                       "baseline_uri": None, "manifest_uri": None, "report_uri": f"s3://{cloud.bucket}/{report}",
-                      "code_uri": None, "job_prefix": None, "instance_type": None}
+                      "code_uri": None, "job_prefix": None, "instance_type": None,
+                      "cluster": None}
             decision = cloud.invoke("ViolationFunction", {"model": STORM_MODEL, "execution": f"monitor-storm-{n:06d}",
                                                           "window": window})
             ticks.append(Tick(clock.now, decision["action"], decision["suppressed"]))

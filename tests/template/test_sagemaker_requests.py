@@ -4,12 +4,18 @@ local cloud's engine calls services with parameter validation off, and AWS would
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
+from selfheal_shared.instances import job_resources
+
+from selfheal.localcloud.sagemaker_jobs import validate_request
+
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000001"
 
 SAGEMAKER_TASK = re.compile(r"^arn:aws:states:::(?:aws-sdk:)?sagemaker:(\w+?)(\.sync|\.waitForTaskToken)?$")
 JOB_NAME_FIELDS = ("ProcessingJobName", "TrainingJobName")
@@ -85,19 +91,45 @@ def test_job_names_are_unique_per_retry_and_fit_sagemakers_limit(render, fill, p
     ("TrainingPipeline", {"selfheal:model": "churn", "selfheal:run": "churn-upload-1a2b3c4d5e6f"}),
     ("MonitorPipeline", {"selfheal:model": "churn", "selfheal:monitor": "monitor-churn-0123456789ab"}),
 ])
-def test_jobs_encrypt_volumes_and_outputs_with_the_projects_key(render, fill, policies, machine, tags):
+def test_jobs_run_on_the_documents_compute_and_encrypt_outputs_with_the_projects_key(render, fill, policies, samples,
+                                                                                       machine, tags):
     # Given the rendered pipeline
     key_arn = policies.physical("Key", "Arn")
+    state, _ = samples[machine]
+    documents = {"Preprocess": "processing_cluster", "Evaluate": "processing_cluster", "Train": "resource_config"}
     for name, _, parameters in sagemaker_tasks(render(policies, machine)):
         # When its requests are filled
         sent = fill(parameters, machine=machine)
-        # Then volumes and outputs use the project's key
+        # Then the job runs on the compute the run (or the monitoring window) document gives, volume key included
         resources = sent.get("ProcessingResources", {}).get("ClusterConfig") or sent["ResourceConfig"]
-        assert resources["VolumeKmsKeyId"] == key_arn, name
+        assert resources == (state["training"][documents[name]] if name in documents else state["window"]["cluster"])
+        # and outputs use the project's key
         outputs = sent.get("ProcessingOutputConfig") or sent["OutputDataConfig"]
         assert outputs["KmsKeyId"] == key_arn, name
         # and the job is tagged with its model and run (or monitoring execution)
         assert {t["Key"]: t["Value"] for t in sent["Tags"]} == tags, name
+
+
+@pytest.mark.parametrize("instance_type", ["ml.m5d.xlarge", "ml.c5d.2xlarge", "ml.g4dn.xlarge", "ml.g5.2xlarge"])
+@pytest.mark.parametrize("machine", ["TrainingPipeline", "MonitorPipeline"])
+def test_jobs_on_instance_types_with_local_storage_send_what_sagemaker_accepts(render, fill, policies, samples,
+                                                                              machine, instance_type):
+    # Given a configuration asking for an instance type with local NVMe storage, and the documents the
+    # functions build for it
+    state = copy.deepcopy(samples[machine][0])
+    state["training"] = state.get("training", {}) | {
+        "instance_type": instance_type, "processing_instance_type": instance_type,
+        "resource_config": job_resources(instance_type, KEY_ARN),
+        "processing_cluster": job_resources(instance_type, KEY_ARN)}
+    state["window"] = state.get("window", {}) | {"instance_type": instance_type,
+                                                 "cluster": job_resources(instance_type, KEY_ARN)}
+    for name, operation, parameters in sagemaker_tasks(render(policies, machine)):
+        # When each job's request is filled; Then SageMaker (the local cloud's, as strict) accepts it:
+        # no volume key for an instance that encrypts its own storage
+        sent = fill(parameters, state=state, machine=machine)
+        validate_request(operation, sent)
+        resources = sent.get("ProcessingResources", {}).get("ClusterConfig") or sent["ResourceConfig"]
+        assert resources["InstanceType"] == instance_type and "VolumeKmsKeyId" not in resources, name
 
 
 def test_train_reads_the_script_from_a_channel_because_the_container_has_no_network(render, fill, policies):

@@ -132,6 +132,7 @@ class MonitorWindow(_Payload):
     code_uri: S3UriText | None
     job_prefix: str | None
     instance_type: str | None
+    cluster: dict[str, Any] | None  # the job's ProcessingClusterConfig (selfheal_shared.instances)
 
 
 class ViolationRequest(_Payload):
