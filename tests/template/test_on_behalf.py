@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from selfheal.localcloud.audit import CallAudit
 from selfheal.localcloud.faults import Faults
-from selfheal.localcloud.on_behalf import ON_BEHALF
+from selfheal.localcloud.on_behalf import ON_BEHALF, needs_on_behalf
 from selfheal.localcloud.template import REGION
 
 TARGET = {"ServiceNamespace": "sagemaker", "ResourceId": "endpoint/selfheal-churn/variant/AllTraffic",
@@ -70,3 +70,39 @@ def test_a_call_the_local_cloud_makes_while_serving_another_is_the_services_not_
     with audit.acting_as("IngestFunction"):
         s3.put_object(Bucket="nested-calls", Key="k", Body=b"x")
     assert [(c.principal, c.operation) for c in audit.calls] == [("IngestFunction", "PutObject")]
+
+
+# Each caller with a call it makes that a service checks more for (what the e2e loop may not reach, such as
+# PrepareDeploy's deregistration, which happens only when a deployment changes the instance type).
+SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/selfheal-SageMakerExecutionRole"
+PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/selfheal-churn/3"
+CALLS = [
+    ("PrepareDeployFunction", "application-autoscaling:DeregisterScalableTarget", TARGET),
+    ("RecordDeploymentFunction", "application-autoscaling:RegisterScalableTarget", TARGET),
+    ("RecordDeploymentFunction", "application-autoscaling:PutScalingPolicy", TRACKING),
+    ("DeployPipeline", "sagemaker:CreateModel", {
+        "ModelName": "selfheal-churn-1a2b3c4d5e6f", "ExecutionRoleArn": SAGEMAKER_ROLE, "Tags": [{"Key": "k"}],
+        "Containers": [{"ModelPackageName": PACKAGE}]}),
+    ("DeployPipeline", "sagemaker:UpdateEndpoint", {
+        "EndpointName": "selfheal-churn", "EndpointConfigName": "selfheal-churn-1a2b3c4d5e6f",
+        "DeploymentConfig": {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "selfheal-churn-5xx-errors"}]}}}),
+    ("SageMakerExecutionRole", "sagemaker:UpdateEndpoint", {
+        "EndpointName": "selfheal-churn", "EndpointConfigName": "selfheal-churn-1a2b3c4d5e6f",
+        "DeploymentConfig": {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "selfheal-churn-5xx-errors"}]}}}),
+    ("TrainingPipeline", "sagemaker:CreateTrainingJob", {"TrainingJobName": "churn-1a2b3c4d5e6f-train-0",
+                                                         "RoleArn": SAGEMAKER_ROLE, "Tags": [{"Key": "k"}]}),
+    ("TrainingPipeline", "sagemaker:CreateProcessingJob", {"ProcessingJobName": "churn-1a2b3c4d5e6f-prep-0",
+                                                           "RoleArn": SAGEMAKER_ROLE, "Tags": [{"Key": "k"}]}),
+    ("MonitorPipeline", "sagemaker:CreateProcessingJob", {"ProcessingJobName": "churn-1a2b3c4d5e6f-mon-0",
+                                                          "RoleArn": SAGEMAKER_ROLE, "Tags": [{"Key": "k"}]}),
+]
+
+
+@pytest.mark.parametrize(("caller", "call", "params"), CALLS, ids=[f"{c}-{op}" for c, op, _ in CALLS])
+def test_each_caller_holds_what_aws_checks_on_its_behalf(policies, caller, call, params):
+    needs = needs_on_behalf(call, params)
+    assert needs, call
+    role = f"arn:aws:iam::123456789012:role/{policies.physical('SageMakerExecutionRole')}"
+    missing = [need for _, need in needs
+               if not policies.allowed(caller, need[0], need[1].replace(SAGEMAKER_ROLE, role), need[2])]
+    assert missing == []
