@@ -23,7 +23,8 @@ MAX_RETRY_COUNT = 9  # above every MaxAttempts in the ASL, so names are checked 
 TASKS = {
     "TrainingPipeline": {"Preprocess", "Train", "Evaluate"},
     "DeployPipeline": {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint",
-                       "ExplainFailure", "RestorePreviousConfig", "DescribeRestoredEndpoint", "DeleteNewEndpoint"},
+                       "ExplainFailure", "RestorePreviousConfig", "DescribeRestoredEndpoint", "DeleteNewEndpoint",
+                       "DeleteBrokenEndpoint", "DescribeDeletedEndpoint", "RecreateEndpoint"},
     "MonitorPipeline": {"Analyze"},
 }
 # What runs in a container, network-isolated and in the VPC when one is configured.
