@@ -25,7 +25,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 
 from .faults import Faults
-from .on_behalf import Need, needs_on_behalf
+from .on_behalf import Need, OnBehalf, needs_on_behalf
 from .template import ACCOUNT_ID, REGION
 
 INTEGRATION = "states-integration"  # a Call's service when it is a state machine's Task integration
@@ -64,7 +64,7 @@ class Call:
         action = _ACTIONS.get((self.service, self.operation), f"{prefix}:{self.operation}")
         return [(action, _resource(self.service, self.operation, self.params), self.context())]
 
-    def on_behalf(self) -> list[tuple[Any, Need]]:
+    def on_behalf(self) -> list[tuple[OnBehalf, Need]]:
         call = self.operation if self.service == INTEGRATION else f"{self.service}:{self.operation}"
         return needs_on_behalf(call, self.params)
 

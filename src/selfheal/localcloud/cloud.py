@@ -80,6 +80,7 @@ class LocalCloud:
         self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
         self._policies: iam.TemplatePolicies | None = None
+        self._policies_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -152,17 +153,20 @@ class LocalCloud:
 
     def policies(self) -> iam.TemplatePolicies:
         """The IAM view of this cloud's template (its roles, with this cloud's physical names); read once."""
-        if self._policies is None:
-            def resolver(logical_id: str, attribute: str | None) -> str | None:
-                try:
-                    return self.template.get_att(logical_id, attribute) if attribute else self.template.ref(logical_id)
-                except TemplateError:
-                    return None  # resources SAM adds (layers, generated roles): the default naming
-
-            self._policies = iam.load(account_id=ACCOUNT_ID, region=REGION, stack_name=self.template.stack_name,
-                                      parameters={k: str(v) for k, v in self.template.parameters.items()},
-                                      resolver=resolver)
+        with self._policies_lock:
+            if self._policies is None:
+                self._policies = self._load_policies()
         return self._policies
+
+    def _load_policies(self) -> iam.TemplatePolicies:
+        def resolver(logical_id: str, attribute: str | None) -> str | None:
+            try:
+                return self.template.get_att(logical_id, attribute) if attribute else self.template.ref(logical_id)
+            except TemplateError:
+                return None  # resources SAM adds (layers, generated roles): the default naming
+
+        return iam.load(account_id=ACCOUNT_ID, region=REGION, stack_name=self.template.stack_name,
+                        parameters={k: str(v) for k, v in self.template.parameters.items()}, resolver=resolver)
 
     @property
     def bucket(self) -> str:
