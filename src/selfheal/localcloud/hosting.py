@@ -218,14 +218,6 @@ class HostingService:
             out["LastDeploymentConfig"] = endpoint.last_deployment_config
         return out
 
-    def list_endpoints(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        with self._lock:
-            endpoints = list(self.endpoints.values())
-        return [{"EndpointName": e.name, "EndpointArn": e.arn, "CreationTime": e.created,
-                 "LastModifiedTime": e.modified, "EndpointStatus": e.status}
-                for e in endpoints if request.get("NameContains", "") in e.name
-                and request.get("StatusEquals", e.status) == e.status]
-
     def _endpoint(self, name: str) -> Endpoint:
         if name not in self.endpoints:
             raise ValidationException(f"Could not find endpoint \"{self._arn('endpoint', name)}\".")
@@ -468,7 +460,6 @@ def patch_moto_hosting(service: HostingService) -> Callable[[], None]:
         "update_endpoint": lambda self: ActionResult({"EndpointArn": service.update_endpoint(body(self))}),
         "describe_endpoint": lambda self: ActionResult(service.describe_endpoint(self._get_param("EndpointName"))),
         "delete_endpoint": lambda self: (service.delete_endpoint(self._get_param("EndpointName")), EmptyResult())[1],
-        "list_endpoints": lambda self: ActionResult({"Endpoints": service.list_endpoints(body(self))}),
     }
     originals = {name: SageMakerResponse.__dict__.get(name) for name in handlers}
     for name, handler in handlers.items():
