@@ -72,7 +72,7 @@ def prepare_deploy(request: DeployRequest) -> dict[str, Any]:
         routing=traffic_routing(config.deploy),
         baking_seconds=config.deploy.baking_seconds,
         max_deploy_seconds=max_deploy,
-        alarms=[{"AlarmName": alarm} for alarm in put_rollback_alarms(request.model, serving)],
+        alarms=[{"AlarmName": alarm} for alarm in put_rollback_alarms(request.model, serving, name)],
         test_uri=f"{run}/preprocess/test/test.csv",
         baseline_uri=f"{run}/preprocess/baseline",
         target=config.target,
@@ -137,10 +137,13 @@ def max_deploy_seconds(deploy: Deploy, serving: ServingSettings) -> int:
     return min(MAX_DEPLOY_SECONDS, max(serving.deploy_timeout_seconds, both_bakes))
 
 
-def put_rollback_alarms(model: str, serving: ServingSettings) -> list[str]:
-    """Create or update the alarms that roll a deployment back, on the variant's own metrics."""
+def put_rollback_alarms(model: str, serving: ServingSettings, endpoint_config: str) -> list[str]:
+    """Create or update the alarms that roll a deployment back, on the new fleet's own metrics: SageMaker
+    publishes them under the new endpoint config's name too ("Auto-Rollback Configuration and Monitoring"),
+    so the old fleet's errors or latency cannot roll a good model back, nor dilute a bad one's."""
     endpoint = endpoint_name(model)
-    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": VARIANT}]
+    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": VARIANT},
+                  {"Name": "EndpointConfigName", "Value": endpoint_config}]
     names = rollback_alarm_names(model)
     alarms = {
         "Invocation5XXErrors": {"Statistic": "Sum", "Threshold": float(serving.rollback_server_errors),

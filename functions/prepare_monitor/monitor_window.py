@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from selfheal_shared import aws, ledger
 from selfheal_shared.config import ModelConfig, read_model_config
 from selfheal_shared.errors import SelfhealError
+from selfheal_shared.instances import job_resources
 from selfheal_shared.names import job_prefix_for
 from selfheal_shared.runs import manifest
 from selfheal_shared.s3uri import S3Uri, s3_uri
@@ -58,7 +59,8 @@ def prepare_monitor(request: MonitorRequest, now: datetime | None = None) -> dic
     files = capture_files(capture, start, end)
     jobs = {"code_uri": s3_uri(settings.data_bucket, "code", settings.code_version),
             "job_prefix": job_prefix_for(request.model, request.execution),
-            "instance_type": config.training.processing_instance_type}
+            "instance_type": config.training.processing_instance_type,
+            "cluster": job_resources(config.training.processing_instance_type, settings.kms_key_arn)}
     if not files:
         return no_data(end, f"no captured traffic between {iso(start)} and {iso(end)}", endpoint, start,
                        quality, **(jobs if quality.has_data else {}))
@@ -77,7 +79,7 @@ def no_data(end: datetime, reason: str, endpoint: dict[str, Any] | None = None, 
     return MonitorWindow(has_data=False, reason=reason, endpoint_name=endpoint and endpoint["endpoint_name"],
                          start=start and iso(start), end=iso(end), files=0, baseline_uri=None, manifest_uri=None,
                          report_uri=None, code_uri=jobs.get("code_uri"), job_prefix=jobs.get("job_prefix"),
-                         instance_type=jobs.get("instance_type"),
+                         instance_type=jobs.get("instance_type"), cluster=jobs.get("cluster"),
                          quality=quality or no_quality(reason)).model_dump()
 
 

@@ -1,18 +1,22 @@
 """RecordDeployment: the end of every DeployPipeline execution, deployed or rolled back.
 
-Deployed: the ENDPOINT item names the new package (its config, baseline, monitor schedule) with the
-rollout in its history; the package becomes the CHAMPION (metrics, model data, baseline); the run's
-decision becomes "deployed"; the variant autoscales by invocations per instance within the config's
-bounds; the monitor schedule is created or updated; a notification goes out.
+Deployed: first the facts, which nothing after them may lose: the ENDPOINT item names the new package
+(its config, baseline, monitor schedule) with the rollout in its history; the package becomes the
+CHAMPION (metrics, model data, baseline); the run's decision becomes "deployed". Then the follow-ups:
+the monitor schedule is created or updated, and the variant autoscales by invocations per instance
+within the config's bounds. A follow-up that fails does not make the deployment fail (the new model
+serves either way, and both are upserts the next deployment repeats): it is told instead, in the
+outcome's follow_up_errors, the notification, a metric and the log. A notification goes out.
 Rolled back: the rollout and its reason go into the ENDPOINT history, with the endpoint's real
-status afterwards; the serving variant keeps its autoscaling; a notification goes out."""
+status afterwards; the serving variant keeps its autoscaling (a follow-up too); a notification goes out."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
@@ -31,6 +35,7 @@ from selfheal_shared.serving import (
 from selfheal_shared.serving_events import RecordDeploymentRequest
 
 metrics = Metrics()
+logger = Logger()
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SCALE_IN_COOLDOWN_SECONDS = 300  # scale in slowly, out quickly: traffic spikes cost errors, idle instances cost money
@@ -51,8 +56,7 @@ def deployed(request: RecordDeploymentRequest) -> dict[str, Any]:
     deploy = request.deploy
     assert deploy is not None  # the request model requires it for this outcome
     config = read_model_config(request.model)
-    scale(request.model, config.deploy.autoscaling)
-    schedule = put_monitor_schedule(request.model, config.monitor.schedule_expression)
+    schedule = schedule_name(request.model)
     at = ledger.timestamp()
     ledger.record_endpoint(
         request.model, history_entry(request, "deployed", None, deploy.endpoint_config_name, at),
@@ -63,10 +67,13 @@ def deployed(request: RecordDeploymentRequest) -> dict[str, Any]:
     crown(request, deploy.baseline_uri, deploy.endpoint_config_name)
     ledger.update_run(request.model, request.run_id, decision="deployed", model_package_arn=request.model_package_arn,
                       endpoint_config=deploy.endpoint_config_name)
+    errors = follow_ups({"monitor schedule": lambda: put_monitor_schedule(request.model,
+                                                                          config.monitor.schedule_expression),
+                         "autoscaling": lambda: scale(request.model, config.deploy.autoscaling)})
     outcome = {"outcome": "deployed", "reason": None, "model": request.model,
                "model_package_arn": request.model_package_arn, "run_id": request.run_id,
                "endpoint_name": deploy.endpoint_name, "endpoint_config": deploy.endpoint_config_name,
-               "schedule_name": schedule}
+               "schedule_name": schedule, "follow_up_errors": errors}
     announce(outcome, request.execution)
     metrics.add_metric(name="Deployments", unit=MetricUnit.Count, value=1)
     return outcome
@@ -79,19 +86,36 @@ def rolled_back(request: RecordDeploymentRequest) -> dict[str, Any]:
     endpoint = describe_endpoint(name)
     reason = failure_reason(failure, endpoint)
     serving = endpoint.get("EndpointConfigName") if endpoint else None
+    errors = []
     if endpoint and endpoint["EndpointStatus"] == "InService":
         # PrepareDeploy releases autoscaling when the instance type changes: the old variant gets it back.
-        scale(request.model, read_model_config(request.model).deploy.autoscaling)
+        bounds = read_model_config(request.model).deploy.autoscaling
+        errors = follow_ups({"autoscaling": lambda: scale(request.model, bounds)})
     attempted = request.deploy.endpoint_config_name if request.deploy else None
     ledger.record_endpoint(request.model, history_entry(request, "rolled_back", reason, attempted, ledger.timestamp(),
                                                         serving_config=serving),
                            endpoint_name=name, status=endpoint["EndpointStatus"] if endpoint else "Deleted")
     outcome = {"outcome": "rolled_back", "reason": reason, "model": request.model,
                "model_package_arn": request.model_package_arn, "run_id": request.run_id, "endpoint_name": name,
-               "endpoint_config": serving, "schedule_name": None}
+               "endpoint_config": serving, "schedule_name": None, "follow_up_errors": errors}
     announce(outcome, request.execution)
     metrics.add_metric(name="Rollbacks", unit=MetricUnit.Count, value=1)
     return outcome
+
+
+def follow_ups(steps: dict[str, Callable[[], object]]) -> list[str]:
+    """Run each step; one that fails is logged, counted and returned ("<step> failed: <error>"), not raised:
+    what is already recorded stands."""
+    errors = []
+    for name, step in steps.items():
+        try:
+            step()
+        except ClientError as error:
+            logger.exception(f"{name} failed after the rollout was recorded")
+            errors.append(f"{name} failed: {error}")
+    if errors:
+        metrics.add_metric(name="DeploymentFollowUpsFailed", unit=MetricUnit.Count, value=len(errors))
+    return errors
 
 
 def history_entry(request: RecordDeploymentRequest, outcome: str, reason: str | None, endpoint_config: str | None,
@@ -174,5 +198,7 @@ def failure_reason(failure: StepError, endpoint: dict[str, Any] | None) -> str:
 
 
 def announce(outcome: dict[str, Any], execution: str) -> None:
-    notify.publish(f"selfheal {outcome['model']}: deployment {outcome['outcome'].replace('_', ' ')}",
+    failed = [error.split(" failed:", 1)[0] for error in outcome["follow_up_errors"]]
+    warning = f" ({', '.join(failed)} failed)" if failed else ""
+    notify.publish(f"selfheal {outcome['model']}: deployment {outcome['outcome'].replace('_', ' ')}{warning}",
                    {**outcome, "execution": execution}, event=f"deploy.{outcome['outcome']}")

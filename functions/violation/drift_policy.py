@@ -248,9 +248,8 @@ def record_labelled_traffic(model: str, execution: str, window: QualityWindow, l
     source = S3Uri.parse(window.labelled_uri or "").join(labelled.file)
     recorded_at = datetime.strptime(window.end or "", "%Y-%m-%dT%H:%M:%S.%fZ").strftime("%Y%m%dT%H%M%S%fZ")
     target = S3Uri(source.bucket, f"datasets/{model}/{recorded_at}/{labelled.file}")
-    copied = aws.s3().copy_object(Bucket=target.bucket, Key=target.key,
-                                  CopySource={"Bucket": source.bucket, "Key": source.key})
-    size = aws.s3().head_object(Bucket=target.bucket, Key=target.key)["ContentLength"] if copied else 0
+    size = aws.s3().head_object(Bucket=source.bucket, Key=source.key)["ContentLength"]
+    aws.s3().copy_object(Bucket=target.bucket, Key=target.key, CopySource={"Bucket": source.bucket, "Key": source.key})
     return ledger.record_dataset(model, key=source.key, version_id=None, s3_uri=str(target), rows=labelled.rows,
                                  columns=labelled.columns, bytes=size, format="csv", recorded_at=recorded_at,
                                  source=LABELLED_TRAFFIC, execution=execution,

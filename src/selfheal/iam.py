@@ -200,9 +200,12 @@ class TemplatePolicies:
         self.partition = partition
         self.stack_name = stack_name
         self._resolver = resolver
-        raw = _decode(Path(template))
+        path = Path(template).resolve()
+        raw = _decode(str(path), path.stat().st_mtime_ns)
         self._parameters = self._parameter_values(raw.get("Parameters", {}), parameters or {})
-        self.template = _sam_transform(raw, self._pseudo_parameters(), region)
+        # Shared between instances (never modified): transforming takes a second or more.
+        self.template = _sam_transform(str(path), path.stat().st_mtime_ns,
+                                       tuple(sorted(self._pseudo_parameters().items())), region)
         self.resources: dict[str, Any] = self.template.get("Resources", {})
         self._conditions = self.template.get("Conditions", {})
         self._intrinsics = self._intrinsic_functions()
@@ -450,19 +453,23 @@ def _key_id(logical_id: str) -> str:
     return f"00000000-0000-4000-8000-{digits}"
 
 
-def _decode(path: Path) -> dict[str, Any]:
+@cache
+def _decode(path: str, mtime_ns: int) -> dict[str, Any]:
+    """The template as CloudFormation reads it (cached per path and modification time)."""
     from cfnlint.decode import decode
 
-    template, problems = decode(str(path))
+    template, problems = decode(path)
     if problems or template is None:
         raise PolicyError(f"{path}: " + "; ".join(str(p) for p in problems))
     # Plain dicts and strs: the decoder's node classes carry line marks the translator must not see.
     return json.loads(json.dumps(template))
 
 
-def _sam_transform(template: dict[str, Any], pseudo: Mapping[str, str], region: str) -> dict[str, Any]:
+@cache
+def _sam_transform(path: str, mtime_ns: int, pseudo: tuple[tuple[str, str], ...], region: str) -> dict[str, Any]:
     """SAM → CloudFormation, offline: local paths become placeholder S3 locations (as `sam validate`
     does), and the session the translator asks for its region is never used to call AWS."""
+    template = _decode(path, mtime_ns)
     if "AWS::Serverless-2016-10-31" not in _as_tuple(template.get("Transform")):
         return template
     import boto3

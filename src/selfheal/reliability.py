@@ -226,6 +226,7 @@ class Step:
     seed: int
     cause: str | None = None  # what the ledger's cause names, for a failed run
     canary_errors: bool = False  # requests routed to the new model may fail until its alarm rolls it back
+    downtime: bool = False  # the endpoint is replaced: requests meanwhile may be refused (never a 5xx)
 
 
 FAILURES = (
@@ -244,9 +245,20 @@ FAILURES = (
     Step("model_errors", "the new model answers every request with a server error",
          (Injection("endpoint:model_errors", "fail", 1, "the 5xx alarm rolls the canary back"),),
          expect="rolled_back", shift=1.0, seed=6, canary_errors=True),
-    Step("smoke_test_fails", "SmokeTestFunction fails the new model",
-         (Injection("lambda:SmokeTestFunction", "raise", None, "RestorePreviousConfig puts the old config back"),),
+    Step("smoke_test_fails", "SmokeTestFunction fails the new model, and every new fleet takes 15 minutes to launch",
+         (Injection("lambda:SmokeTestFunction", "raise", None, "RestorePreviousConfig puts the old config back"),
+          Injection("endpoint:slow_start", "slow", None,
+                    "RestorePreviousConfig gives the old config's new fleet the deployment's own timeout")),
          expect="rolled_back", shift=1.0, seed=7),
+    Step("update_failed", "the update leaves the endpoint Failed",
+         (Injection("endpoint:update_failed", "fail", 1,
+                    "DeployPipeline deletes the Failed endpoint and creates it again on the previous config"),),
+         expect="rolled_back", shift=1.0, seed=11, downtime=True),
+    Step("rollback_failed", "the new model fails its health check, and SageMaker's rollback fails too",
+         (Injection("endpoint:unhealthy", "fail", 1, "SageMaker's blue/green update rolls back"),
+          Injection("endpoint:rollback_failed", "fail", 1,
+                    "DeployPipeline replaces the UpdateRollbackFailed endpoint on the previous config")),
+         expect="rolled_back", shift=1.0, seed=12, downtime=True),
 )
 SLOW_FAILURES = {"update_refused"}  # its retries take long: full size only
 
@@ -257,8 +269,10 @@ class StepResult:
     faults: list[Injected]
     runs: list[dict[str, Any]]
     ledger_run: dict[str, Any]
-    serving_before: str | None
+    serving_before: str | None  # the package the ledger says serves
     serving_after: str | None
+    config_before: str | None  # the endpoint config SageMaker serves
+    config_after: str | None
     champion_after: str | None
     history: list[dict[str, Any]]
     answers: list[Answer] | None  # None: no endpoint to send traffic to yet
@@ -281,6 +295,9 @@ class StepResult:
         serving = run["model_package_arn"] if step.expect == "deployed" else self.serving_before
         if self.serving_after != serving:
             found.append(f"the endpoint serves {self.serving_after}, expected {serving}")
+        if step.expect != "deployed" and self.config_after != self.config_before:
+            found.append(f"SageMaker serves {self.config_after}, not the config that served before, "
+                         f"{self.config_before}")
         if self.champion_after != serving:
             found.append(f"the champion is {self.champion_after}, but the endpoint serves {serving}")
         if step.cause and step.cause not in json.dumps(self.ledger_run.get("cause")):
@@ -296,6 +313,9 @@ class StepResult:
         if not self.answers:
             return ["no traffic was sent during the step"]
         failed = [a for a in self.answers if a.status != 200]
+        if self.step.downtime:  # refused while replaced (the API's 4xx), never a server error
+            return [f"{len(failed)} requests failed, some not refused: {sorted({a.status for a in failed})}"] \
+                if any(a.status >= 500 for a in failed) else []
         if not self.step.canary_errors:
             return [f"{len(failed)} of {len(self.answers)} requests were not answered"] if failed else []
         # Only requests the new model took may fail (until its alarm fires); the old model answers the rest.
@@ -377,7 +397,9 @@ def _upload_step(cloud: LocalCloud, folder: Path, step: Step, traffic: Traffic |
     ledger_run = next((r for r in ledger_items(cloud, MODEL, "RUN#") if runs and r["run_id"] == runs[0]["run_id"]), {})
     (champion,) = ledger_items(cloud, MODEL, "CHAMPION") or [{}]
     endpoint = report["endpoints"].get(MODEL, {})
-    return StepResult(step, faults, runs, ledger_run, serving_before=before[0], serving_after=_serving(cloud)[0],
+    after = _serving(cloud)
+    return StepResult(step, faults, runs, ledger_run, serving_before=before[0], serving_after=after[0],
+                      config_before=before[1], config_after=after[1],
                       champion_after=champion.get("model_package_arn"), history=endpoint.get("history", []),
                       answers=traffic.during(step.name) if traffic else None,
                       new_variant_invocations=_invocations_off(cloud, before[1]))
@@ -865,7 +887,8 @@ def storm(cloud: LocalCloud, folder: Path, hours: int, tick_minutes: int) -> Sto
                       "endpoint_name": endpoint_name(STORM_MODEL),
                       "start": _iso(clock.now - timedelta(minutes=tick_minutes)), "end": _iso(clock.now),
                       "baseline_uri": None, "manifest_uri": None, "report_uri": f"s3://{cloud.bucket}/{report}",
-                      "code_uri": None, "job_prefix": None, "instance_type": None}
+                      "code_uri": None, "job_prefix": None, "instance_type": None,
+                      "cluster": None}
             decision = cloud.invoke("ViolationFunction", {"model": STORM_MODEL, "execution": f"monitor-storm-{n:06d}",
                                                           "window": window})
             ticks.append(Tick(clock.now, decision["action"], decision["suppressed"]))

@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
+from hosting_fixtures import hosting  # noqa: E402, F401 - fixture
 from selfheal_aws_fixtures import ROOT, aws_env, cloud, lambda_context  # noqa: E402, F401 - fixtures
 from serving_fixtures import endpoint, serving_cloud, serving_env  # noqa: E402, F401 - fixtures
 

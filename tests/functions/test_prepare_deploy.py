@@ -1,11 +1,14 @@
 """PrepareDeployFunction: one deployment planned before the endpoint is touched."""
 
 import boto3
+import deploy_plan
 import pytest
 from botocore.awsrequest import AWSResponse
+from hosting_fixtures import blue_green, update_under_traffic
 from selfheal_aws_fixtures import BUCKET, CHURN, REGION, event_files, load_event
 from selfheal_shared import aws
-from selfheal_shared.serving import VARIANT, deploy_execution_name
+from selfheal_shared.config import Deploy
+from selfheal_shared.serving import VARIANT, deploy_execution_name, get_serving_settings
 from serving_fixtures import given_endpoint, given_package
 
 MODEL = "churn"
@@ -66,9 +69,27 @@ def test_first_deployment(prepare):
     errors, latency = found["selfheal-churn-5xx-errors"], found["selfheal-churn-model-latency"]
     assert (errors["MetricName"], errors["Statistic"], errors["Threshold"]) == ("Invocation5XXErrors", "Sum", 1.0)
     assert (latency["MetricName"], latency["Statistic"], latency["Threshold"]) == ("ModelLatency", "Average", 1e6)
-    assert {d["Name"]: d["Value"] for d in errors["Dimensions"]} == {"EndpointName": "selfheal-churn",
-                                                                      "VariantName": VARIANT}
+    # on the new fleet alone: SageMaker publishes its metrics with the new config's name as well
+    for alarm in (errors, latency):
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+            "EndpointName": "selfheal-churn", "VariantName": VARIANT,
+            "EndpointConfigName": deploy["endpoint_config_name"]}
     assert errors["TreatMissingData"] == "notBreaching"
+
+
+def test_the_rollback_alarms_are_not_tripped_by_the_old_fleet(serving_env, hosting):
+    # Given an endpoint on two instances whose old model fails some requests, and a new model that does not
+    hosting.serving(hosting.config("selfheal-churn-0a1b2c3d4e5f", instances=2))
+    new = hosting.config("selfheal-churn-9f8e7d6c5b4a", instances=2, model="fixed")
+    alarms = deploy_plan.put_rollback_alarms(MODEL, get_serving_settings(), new)
+    # When the new model takes its canary share and bakes, while the old fleet still fails requests
+    canary = deploy_plan.traffic_routing(Deploy(initial_instance_count=2, baking_seconds=300))
+    described, answers = update_under_traffic(hosting, new, blue_green([{"AlarmName": a} for a in alarms],
+                                                                        bake=300, routing=canary),
+                                              lambda n: "fail" if n % 4 == 0 else "1")
+    # Then the old fleet's errors happened, and did not roll the good model back
+    assert 500 in answers
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", new)
 
 
 def test_blue_green_update(prepare, serving_cloud):

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from selfheal_aws_fixtures import BUCKET, CHURN, event_files, load_event
+from selfheal_aws_fixtures import BUCKET, CHURN, KMS_KEY_ARN, event_files, load_event
 from selfheal_shared import ledger
 
 MODEL = "churn"
@@ -91,6 +91,8 @@ def test_scheduled(prepare, serving_cloud):
     # and the job has its report location, code, name prefix and instance type
     assert window["report_uri"] == f"s3://{BUCKET}/{work}/report"
     assert window["code_uri"] == f"s3://{BUCKET}/code/v1" and window["instance_type"] == "ml.m5.large"
+    assert window["cluster"] == {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30,
+                                 "VolumeKmsKeyId": KMS_KEY_ARN}
     assert window["job_prefix"].startswith("churn-") and len(window["job_prefix"]) <= 40
 
 

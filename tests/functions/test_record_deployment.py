@@ -7,6 +7,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from selfheal_aws_fixtures import BUCKET, CHURN, REGION, emitted_metrics, event_files, load_event
 from selfheal_shared import aws, ledger
+from selfheal_shared.serving import autoscaling
 from serving_fixtures import MONITOR_PIPELINE_ARN, SCHEDULE_GROUP, SCHEDULER_ROLE_ARN, given_endpoint, given_package
 
 MODEL = "churn"
@@ -50,6 +51,19 @@ def failing_update(reason: str):
             "EndpointConfigName": "selfheal-churn-1a2b3c4d5e6f", "FailureReason": reason}
 
     aws.sagemaker().meta.events.register("before-call.sagemaker.DescribeEndpoint", describe)
+
+
+def autoscaling_refuses(operation: str) -> None:
+    """Application Auto Scaling refusing as it does when the caller lacks a permission it checks on its behalf
+    ("Permissions validation for API calls on target resources": a ValidationException naming it)."""
+
+    def refuse(params, **_):
+        return AWSResponse(params["url"], 400, {}, None), {
+            "Error": {"Code": "ValidationException",
+                      "Message": "Unable to create alarms: missing permission cloudwatch:PutMetricAlarm"},
+            "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    autoscaling().meta.events.register(f"before-call.application-autoscaling.{operation}", refuse)
 
 
 def test_every_sample_event_has_a_test():
@@ -97,6 +111,29 @@ def test_deployed(record, package, serving_cloud, capsys):
     [note] = serving_cloud.notifications()
     assert note["event"] == "deploy.deployed" and note["message"]["model_package_arn"] == package
     assert emitted_metrics(capsys.readouterr().out)["Deployments"] == [1.0]
+
+
+def test_a_deployment_autoscaling_refuses_is_still_recorded_as_deployed_and_the_refusal_is_told(
+        record, package, serving_cloud, capsys):
+    # Given a package now serving, and Application Auto Scaling refusing its target tracking policy
+    given_endpoint(serving_cloud, config="selfheal-churn-9f8e7d6c5b4a")
+    autoscaling_refuses("PutScalingPolicy")
+    # When its deployment is recorded
+    event, result = record("deployed.json", model_package_arn=package)
+    # Then the deployment is recorded as what it is: the package serves, is the champion, the run deployed it,
+    # and the monitor is scheduled
+    assert result["outcome"] == "deployed"
+    assert endpoint_item()["model_package_arn"] == ledger.get_champion(MODEL)["model_package_arn"] == package
+    assert ledger.get_run(MODEL, event["run_id"])["decision"] == "deployed"
+    assert boto3.client("scheduler", region_name=REGION).get_schedule(Name="selfheal-monitor-churn",
+                                                                       GroupName=SCHEDULE_GROUP)
+    # and the refusal is not lost: the outcome and the notification name it, and a metric counts it
+    assert "PutScalingPolicy" in result["follow_up_errors"][0] and "cloudwatch:PutMetricAlarm" in \
+        result["follow_up_errors"][0]
+    [note] = serving_cloud.notifications()
+    assert note["event"] == "deploy.deployed" and note["message"]["follow_up_errors"] == result["follow_up_errors"]
+    assert "autoscaling failed" in note["subject"]
+    assert emitted_metrics(capsys.readouterr().out)["DeploymentFollowUpsFailed"] == [1.0]
 
 
 def test_a_later_deployment_updates_the_schedule_and_extends_the_history(record, package, serving_cloud):

@@ -18,6 +18,7 @@ import pytest
 from moto import mock_aws
 
 from selfheal.localcloud.audit import CallAudit
+from selfheal.localcloud.clock import Clock
 from selfheal.localcloud.faults import Faults
 from selfheal.localcloud.sfn_integrations import patch_engine
 
@@ -36,7 +37,7 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Faults]:
         monkeypatch.setenv(key, value)
     faults = Faults()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        undo = [patch_engine(time_scale=0.0001, poll_seconds=0.01), CallAudit(faults).patch()]
+        undo = [patch_engine(Clock(scale=0.0001), poll_seconds=0.01), CallAudit(faults).patch()]
         try:
             yield faults
         finally:

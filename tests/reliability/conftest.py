@@ -4,11 +4,18 @@ notifications) and the sizes the scenarios run at. SELFHEAL_FULL=1 runs the full
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from selfheal.reliability import Sizes, sizes
 
 from ..e2e.conftest import cloud, inbox  # noqa: F401 - fixtures, shared with the end-to-end tests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
+
+from hosting_fixtures import hosting  # noqa: E402, F401 - fixture: SageMaker hosting alone, with a toy model
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,10 @@ from moto import mock_aws
 from moto.core.exceptions import ServiceException
 
 from selfheal.localcloud.audit import CallAudit
+from selfheal.localcloud.clock import Clock
+from selfheal.localcloud.endpoint_metrics import FleetMetrics, evaluate
 from selfheal.localcloud.faults import KINDS, Faults, UnknownFault, describe
-from selfheal.localcloud.hosting import Endpoint, HostingService, VariantMetrics
+from selfheal.localcloud.hosting import HostingService
 from selfheal.localcloud.lambdas import FunctionError, FunctionRouter, FunctionSpec, isolate_environments
 from selfheal.localcloud.sagemaker_jobs import JobService
 from selfheal.localcloud.sfn_integrations import sagemaker_error_name
@@ -39,8 +41,11 @@ JOB_REQUESTS = {
                  "StoppingCondition": {"MaxRuntimeInSeconds": 1}},
 }
 # The endpoint kinds need a model that serves: the serving story runs each one on a real endpoint and
-# requires that it fired (tests/reliability/test_serving_story.py, FAILURES "unhealthy" and "model_errors").
-ON_A_REAL_ENDPOINT = {("endpoint:unhealthy", "fail"), ("endpoint:model_errors", "fail")}
+# requires that it fired (tests/reliability/test_serving_story.py, FAILURES "unhealthy" and "model_errors");
+# the lifecycle kinds are checked with their effect in tests/reliability/test_endpoint_lifecycle.py.
+ON_A_REAL_ENDPOINT = {("endpoint:unhealthy", "fail"), ("endpoint:model_errors", "fail"),
+                      ("endpoint:slow_start", "slow"), ("endpoint:update_failed", "fail"),
+                      ("endpoint:rollback_failed", "fail")}
 LAMBDA_KINDS = sorted(KINDS["lambda:"])
 # What each Lambda fault does: (the error Lambda reports, its HTTP status, whether the handler ran).
 LAMBDA_EFFECTS = {"throttle": ("Lambda.TooManyRequestsException", 429, False),
@@ -103,7 +108,7 @@ def test_a_sagemaker_api_fault_refuses_the_call_with_the_documented_code(aws, tm
     faults = Faults()
     fault = faults.add(f"sagemaker:{operation}", kind)
     jobs = JobService(tmp_path, faults, REGION, ACCOUNT)
-    hosting = HostingService(tmp_path, faults, REGION, ACCOUNT, time_scale=0.001)
+    hosting = HostingService(tmp_path, faults, REGION, ACCOUNT, Clock(scale=0.001))
     calls = {"CreateEndpoint": lambda: hosting.create_endpoint(ENDPOINT_REQUEST),
              "UpdateEndpoint": lambda: hosting.update_endpoint(ENDPOINT_REQUEST),
              "CreateProcessingJob": lambda: jobs.create("processing", JOB_REQUESTS["processing"]),
@@ -196,10 +201,14 @@ def test_an_api_fault_refuses_that_call_with_that_code(aws, code, status):
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
 
 
-def test_a_request_still_in_flight_is_no_latency_data_point(tmp_path: Path):
+def test_a_request_still_in_flight_is_no_latency_data_point():
     # Given a canary that has taken a request whose answer has not come back (no latency recorded yet)
-    hosting = HostingService(tmp_path, Faults(), REGION, ACCOUNT, time_scale=0.001)
-    endpoint = Endpoint("selfheal-churn", "arn", "old", green_config="new")
-    endpoint.metrics["new/AllTraffic"] = VariantMetrics(invocations=1)
+    fleets = FleetMetrics(Clock(scale=0.001))
+    fleets.setdefault("new/AllTraffic").invocations += 1
+    latency = {"AlarmName": "slow", "Namespace": "AWS/SageMaker", "MetricName": "ModelLatency", "Statistic": "Average",
+               "Dimensions": [{"Name": "EndpointName", "Value": "selfheal-churn"},
+                              {"Name": "VariantName", "Value": "AllTraffic"}],
+               "Period": 60, "EvaluationPeriods": 1, "Threshold": 1.0, "ComparisonOperator": "GreaterThanThreshold"}
     # When the latency alarm is evaluated; Then there is no data point yet (the update goes on, it does not crash)
-    assert hosting._metric_value(endpoint, "ModelLatency", "Average", "AllTraffic") is None
+    evaluation = evaluate(latency, "selfheal-churn", fleets, now=30)
+    assert evaluation.values == [None] and not evaluation.in_alarm

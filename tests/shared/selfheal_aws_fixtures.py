@@ -34,6 +34,7 @@ PIPELINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:selfheal-trainin
 CODE_VERSION = "v1"
 XGBOOST_IMAGE = f"683313688378.dkr.ecr.{REGION}.amazonaws.com/sagemaker-xgboost:1.7-1"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000001"
 
 CHURN = {"target": "churned", "problem": "binary", "metric": {"name": "auc", "threshold": 0.75}}
 
@@ -52,6 +53,7 @@ ENVIRONMENT = {
     "TRAINING_PIPELINE_ARN": PIPELINE_ARN,
     "CODE_VERSION": CODE_VERSION,
     "XGBOOST_IMAGE_URI": XGBOOST_IMAGE,
+    "KMS_KEY_ARN": KMS_KEY_ARN,
     "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
 }
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from selfheal_aws_fixtures import BUCKET, CHURN, CODE_VERSION, PIPELINE_ARN, churn_csv
+from selfheal_aws_fixtures import BUCKET, CHURN, CODE_VERSION, KMS_KEY_ARN, PIPELINE_ARN, churn_csv
 from selfheal_shared import ledger
 from selfheal_shared.names import run_id_for
 from selfheal_shared.runs import maybe_start_run
@@ -47,6 +47,11 @@ def test_an_upload_starts_a_run_with_everything_the_pipeline_reads(cloud):
         "stopping_condition": {"MaxRuntimeInSeconds": 3600},
         "instance_type": "ml.m5.xlarge",
         "processing_instance_type": "ml.m5.large",
+        # each job's compute, volumes under the project's key (selfheal_shared.instances)
+        "resource_config": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30,
+                            "VolumeKmsKeyId": KMS_KEY_ARN},
+        "processing_cluster": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30,
+                               "VolumeKmsKeyId": KMS_KEY_ARN},
     }
     assert cloud.read_json(f"{artifacts}/input/config.json") == pipeline["config"] | {"holdout_datasets": []}
     assert cloud.read_json(f"{artifacts}/input/datasets.manifest") == [

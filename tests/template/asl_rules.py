@@ -51,3 +51,13 @@ def first_retrier(retry: list[dict], error: str) -> dict | None:
 # as they end. Every other refusal is permanent, or shares its name with permanent ones (a throttled call is
 # AmazonSageMakerException, like a ValidationException), and is not retried.
 SAGEMAKER_TRANSIENT_ERRORS = {"SageMaker.ResourceLimitExceededException"}
+
+
+def all_states(definition: dict) -> list[tuple[str, dict]]:
+    """Every state of a definition, with those inside Parallel branches and Map processors."""
+    found = []
+    for name, state in definition["States"].items():
+        found.append((name, state))
+        for inner in state.get("Branches", []) + [p for p in (state.get("ItemProcessor"), state.get("Iterator")) if p]:
+            found += all_states(inner)
+    return found

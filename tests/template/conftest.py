@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selfheal_shared.instances import job_resources
 
 from selfheal import iam_grants
 from selfheal.iam import TemplatePolicies
@@ -27,6 +28,7 @@ BUCKET = "selfheal-databucket"
 RUN_ID = "churn-upload-1a2b3c4d5e6f"
 ARTIFACTS = f"s3://{BUCKET}/artifacts/churn/{RUN_ID}"
 CODE = f"s3://{BUCKET}/code/0123456789abcdef"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000001"
 
 # The execution input of docs/architecture.md ("TrainingPipeline execution input"), with the job
 # prefix at its 40-character maximum so name lengths are checked at their worst.
@@ -56,6 +58,8 @@ PIPELINE_INPUT: dict[str, Any] = {
         "stopping_condition": {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200},
         "instance_type": "ml.m5.xlarge",
         "processing_instance_type": "ml.m5.large",
+        "resource_config": job_resources("ml.m5.xlarge", KEY_ARN),
+        "processing_cluster": job_resources("ml.m5.large", KEY_ARN),
     },
     "champion": None,
 }
@@ -132,8 +136,27 @@ STATE_IN_MONITOR: dict[str, Any] = {
         "code_uri": CODE,
         "job_prefix": "churn-with-a-long-model-name-1a2b3c4d5e6f"[:40],
         "instance_type": "ml.m5.large",
+        "cluster": job_resources("ml.m5.large", KEY_ARN),
+        "quality": {
+            "has_data": True,
+            "reason": "2 capture file(s) and 1 ground-truth file(s) to judge",
+            "start": "2025-12-31T00:00:00.000000Z",
+            "end": "2026-01-01T01:00:00.000000Z",
+            "label_delay_hours": 24.0,
+            "metric": "auc",
+            "threshold": 0.75,
+            "files": 2,
+            "label_files": 1,
+            "model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/selfheal-churn/1",
+            "baseline_uri": f"s3://{BUCKET}/monitoring/churn/{MONITOR_EXECUTION}/quality-baseline",
+            "capture_manifest_uri": f"s3://{BUCKET}/monitoring/churn/{MONITOR_EXECUTION}/input/quality-capture.manifest",
+            "labels_manifest_uri": f"s3://{BUCKET}/monitoring/churn/{MONITOR_EXECUTION}/input/ground-truth.manifest",
+            "report_uri": f"s3://{BUCKET}/monitoring/churn/{MONITOR_EXECUTION}/quality",
+            "labelled_uri": f"s3://{BUCKET}/monitoring/churn/{MONITOR_EXECUTION}/labelled",
+        },
     },
-    "analysis": {"ProcessingJobName": "churn-1a2b3c4d5e6f-mon-0", "ProcessingJobStatus": "Completed"},
+    "analysis": [{"ProcessingJobName": "churn-1a2b3c4d5e6f-mon-0", "ProcessingJobStatus": "Completed"},
+                 {"ProcessingJobName": "churn-1a2b3c4d5e6f-mq-0", "ProcessingJobStatus": "Completed"}],
     "error": {"Error": "States.TaskFailed", "Cause": "{}"},
 }
 # Each state machine with its sample state and execution name, for the tests that fill its tasks.
@@ -274,6 +297,12 @@ def render(state_machines: dict[str, dict[str, Any]]) -> Callable[[TemplatePolic
         return json.loads(text)
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def samples() -> dict[str, tuple[dict[str, Any], str]]:
+    """Each state machine's sample state and execution name (SAMPLES)."""
+    return SAMPLES
 
 
 @pytest.fixture(scope="session")

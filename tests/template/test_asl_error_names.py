@@ -15,6 +15,7 @@ import pytest
 from asl_rules import (
     SAGEMAKER_TRANSIENT_ERRORS,
     STATES_ERRORS,
+    all_states,
     first_retrier,
     produced_errors,
 )
@@ -35,7 +36,7 @@ def own_errors() -> set[str]:
 
 def tasks(render, policies) -> list[tuple[str, str, dict[str, Any]]]:
     return [(machine, name, state) for machine in MACHINES
-            for name, state in render(policies, machine)["States"].items() if state["Type"] == "Task"]
+            for name, state in all_states(render(policies, machine)) if state["Type"] == "Task"]
 
 
 def test_every_retry_and_catch_names_an_error_its_task_can_fail_with(render, policies):

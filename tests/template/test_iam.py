@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from asl_rules import all_states
 
 from selfheal.iam import Statement, TemplatePolicies, denied
 
@@ -186,7 +187,7 @@ def test_the_pipeline_role_grants_every_call_its_tasks_make(view, render, fill, 
     key = view.physical("Key", "Arn")
     calls = [
         call
-        for state in definition["States"].values()
+        for _, state in all_states(definition)
         if state["Type"] == "Task"
         for retry in (0, 3)
         for call in implied_calls(state, fill(state["Parameters"], retry_count=retry, machine=machine))

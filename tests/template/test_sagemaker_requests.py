@@ -4,12 +4,19 @@ local cloud's engine calls services with parameter validation off, and AWS would
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
 import botocore.session
 import pytest
+from asl_rules import all_states
 from botocore.validate import ParamValidator
+from selfheal_shared.instances import job_resources
+
+from selfheal.localcloud.sagemaker_jobs import validate_request
+
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000001"
 
 SAGEMAKER_TASK = re.compile(r"^arn:aws:states:::(?:aws-sdk:)?sagemaker:(\w+?)(\.sync|\.waitForTaskToken)?$")
 JOB_NAME_FIELDS = ("ProcessingJobName", "TrainingJobName")
@@ -17,17 +24,18 @@ MAX_RETRY_COUNT = 9  # above every MaxAttempts in the ASL, so names are checked 
 TASKS = {
     "TrainingPipeline": {"Preprocess", "Train", "Evaluate"},
     "DeployPipeline": {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint",
-                       "ExplainFailure", "RestorePreviousConfig", "DescribeRestoredEndpoint", "DeleteNewEndpoint"},
-    "MonitorPipeline": {"Analyze"},
+                       "ExplainFailure", "RestorePreviousConfig", "DescribeRestoredEndpoint", "DeleteNewEndpoint",
+                       "DeleteBrokenEndpoint", "DescribeDeletedEndpoint", "RecreateEndpoint"},
+    "MonitorPipeline": {"AnalyzeDrift", "AnalyzeQuality"},
 }
 # What runs in a container, network-isolated and in the VPC when one is configured.
-ISOLATED = {"Preprocess", "Train", "Evaluate", "Analyze", "CreateModel"}
-JOBS = {"Preprocess", "Train", "Evaluate", "Analyze"}
+ISOLATED = {"Preprocess", "Train", "Evaluate", "AnalyzeDrift", "AnalyzeQuality", "CreateModel"}
+JOBS = {"Preprocess", "Train", "Evaluate", "AnalyzeDrift", "AnalyzeQuality"}
 
 
 def sagemaker_tasks(definition: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     tasks = []
-    for name, state in definition["States"].items():
+    for name, state in all_states(definition):
         match = SAGEMAKER_TASK.match(state.get("Resource", ""))
         if state["Type"] == "Task" and match:
             operation = match.group(1)[0].upper() + match.group(1)[1:]
@@ -85,19 +93,45 @@ def test_job_names_are_unique_per_retry_and_fit_sagemakers_limit(render, fill, p
     ("TrainingPipeline", {"selfheal:model": "churn", "selfheal:run": "churn-upload-1a2b3c4d5e6f"}),
     ("MonitorPipeline", {"selfheal:model": "churn", "selfheal:monitor": "monitor-churn-0123456789ab"}),
 ])
-def test_jobs_encrypt_volumes_and_outputs_with_the_projects_key(render, fill, policies, machine, tags):
+def test_jobs_run_on_the_documents_compute_and_encrypt_outputs_with_the_projects_key(render, fill, policies, samples,
+                                                                                       machine, tags):
     # Given the rendered pipeline
     key_arn = policies.physical("Key", "Arn")
+    state, _ = samples[machine]
+    documents = {"Preprocess": "processing_cluster", "Evaluate": "processing_cluster", "Train": "resource_config"}
     for name, _, parameters in sagemaker_tasks(render(policies, machine)):
         # When its requests are filled
         sent = fill(parameters, machine=machine)
-        # Then volumes and outputs use the project's key
+        # Then the job runs on the compute the run (or the monitoring window) document gives, volume key included
         resources = sent.get("ProcessingResources", {}).get("ClusterConfig") or sent["ResourceConfig"]
-        assert resources["VolumeKmsKeyId"] == key_arn, name
+        assert resources == (state["training"][documents[name]] if name in documents else state["window"]["cluster"])
+        # and outputs use the project's key
         outputs = sent.get("ProcessingOutputConfig") or sent["OutputDataConfig"]
         assert outputs["KmsKeyId"] == key_arn, name
         # and the job is tagged with its model and run (or monitoring execution)
         assert {t["Key"]: t["Value"] for t in sent["Tags"]} == tags, name
+
+
+@pytest.mark.parametrize("instance_type", ["ml.m5d.xlarge", "ml.c5d.2xlarge", "ml.g4dn.xlarge", "ml.g5.2xlarge"])
+@pytest.mark.parametrize("machine", ["TrainingPipeline", "MonitorPipeline"])
+def test_jobs_on_instance_types_with_local_storage_send_what_sagemaker_accepts(render, fill, policies, samples,
+                                                                              machine, instance_type):
+    # Given a configuration asking for an instance type with local NVMe storage, and the documents the
+    # functions build for it
+    state = copy.deepcopy(samples[machine][0])
+    state["training"] = state.get("training", {}) | {
+        "instance_type": instance_type, "processing_instance_type": instance_type,
+        "resource_config": job_resources(instance_type, KEY_ARN),
+        "processing_cluster": job_resources(instance_type, KEY_ARN)}
+    state["window"] = state.get("window", {}) | {"instance_type": instance_type,
+                                                 "cluster": job_resources(instance_type, KEY_ARN)}
+    for name, operation, parameters in sagemaker_tasks(render(policies, machine)):
+        # When each job's request is filled; Then SageMaker (the local cloud's, as strict) accepts it:
+        # no volume key for an instance that encrypts its own storage
+        sent = fill(parameters, state=state, machine=machine)
+        validate_request(operation, sent)
+        resources = sent.get("ProcessingResources", {}).get("ClusterConfig") or sent["ResourceConfig"]
+        assert resources["InstanceType"] == instance_type and "VolumeKmsKeyId" not in resources, name
 
 
 def test_train_reads_the_script_from_a_channel_because_the_container_has_no_network(render, fill, policies):
@@ -128,9 +162,13 @@ def test_the_endpoint_captures_its_traffic_encrypted_where_the_monitor_reads_it(
     assert capture["KmsKeyId"] == policies.physical("Key", "Arn")
 
 
+def monitor_task(render, policies, name: str) -> dict[str, Any]:
+    return next(state for found, state in all_states(render(policies, "MonitorPipeline")) if found == name)
+
+
 def test_the_monitor_job_analyses_the_window_with_the_staged_baseline(render, fill, policies):
-    # Given the Analyze task
-    sent = fill(render(policies, "MonitorPipeline")["States"]["Analyze"]["Parameters"], machine="MonitorPipeline")
+    # Given the AnalyzeDrift task
+    sent = fill(monitor_task(render, policies, "AnalyzeDrift")["Parameters"], machine="MonitorPipeline")
     # Then monitor.py runs over the window, on the capture manifest, against the staged baseline
     app = sent["AppSpecification"]
     assert app["ContainerEntrypoint"] == ["python3", "/opt/ml/processing/input/code/monitor.py"]
@@ -143,3 +181,23 @@ def test_the_monitor_job_analyses_the_window_with_the_staged_baseline(render, fi
     (report,) = sent["ProcessingOutputConfig"]["Outputs"]
     assert report["S3Output"]["LocalPath"] == "/opt/ml/processing/output/report"
     assert report["S3Output"]["S3Uri"].endswith("/report")
+
+
+def test_the_quality_job_judges_the_serving_models_predictions_by_their_labels(render, fill, policies):
+    # Given the AnalyzeQuality task
+    sent = fill(monitor_task(render, policies, "AnalyzeQuality")["Parameters"], machine="MonitorPipeline")
+    # Then quality.py judges the quality window on the configured metric, from the capture and ground truth
+    app = sent["AppSpecification"]
+    assert app["ContainerEntrypoint"] == ["python3", "/opt/ml/processing/input/code/quality.py"]
+    assert app["ContainerArguments"] == ["--metric", "auc", "--threshold", "0.75",
+                                         "--start-time", "2025-12-31T00:00:00.000000Z",
+                                         "--end-time", "2026-01-01T01:00:00.000000Z", "--label-delay-hours", "24.0"]
+    inputs = {i["InputName"]: i["S3Input"] for i in sent["ProcessingInputs"]}
+    assert {name: (i["S3DataType"], i["LocalPath"]) for name, i in inputs.items()} == {
+        "code": ("S3Prefix", "/opt/ml/processing/input/code"),
+        "quality": ("S3Prefix", "/opt/ml/processing/input/quality"),
+        "capture": ("ManifestFile", "/opt/ml/processing/input/capture"),
+        "ground_truth": ("ManifestFile", "/opt/ml/processing/input/ground_truth")}
+    outputs = {o["OutputName"]: o["S3Output"] for o in sent["ProcessingOutputConfig"]["Outputs"]}
+    assert outputs["quality"]["S3Uri"].endswith("/quality") and outputs["labelled"]["S3Uri"].endswith("/labelled")
+    assert sent["ProcessingJobName"].endswith("-mq-0") and len(sent["ProcessingJobName"]) <= 63

@@ -33,9 +33,10 @@ PAYLOADS = {
     "PrepareMonitorFunctionArn": MonitorRequest,
     "ViolationFunctionArn": ViolationRequest,
 }
-# Catches that do not go to RecordFailure, and why: SmokeTest's failure is a rollback, and
-# RecordFailure itself ends the execution failed.
-OTHER_CATCHES = {"SmokeTest": ("RollBack", "$.failure"), "RecordFailure": ("Failed", "$.record_error")}
+# Catches that do not go to RecordFailure, and why: SmokeTest's failure is a rollback, DescribeDeletedEndpoint's
+# (Could not find endpoint) means the broken endpoint is gone, and RecordFailure itself ends the execution failed.
+OTHER_CATCHES = {"SmokeTest": ("RollBack", "$.failure"), "DescribeDeletedEndpoint": ("RecreateEndpoint", "$.removed"),
+                 "RecordFailure": ("Failed", "$.record_error")}
 
 
 def documented_states(section: str) -> set[str]:
@@ -98,7 +99,8 @@ def test_every_task_is_caught_and_retried_boundedly(machines, machine):
 
 
 @pytest.mark.parametrize(("choice", "counter"), [("EndpointStatus?", "CountPoll"),
-                                                 ("RollBackStatus?", "CountRollBackPoll")])
+                                                 ("RollBackStatus?", "CountRollBackPoll"),
+                                                 ("RemovalStatus?", "CountRemovalPoll")])
 def test_endpoint_polling_is_bounded(machines, choice, counter):
     # Given a polling loop of DeployPipeline: Wait -> Describe -> Count -> Choice
     states = machines["DeployPipeline"]["States"]
@@ -111,7 +113,7 @@ def test_endpoint_polling_is_bounded(machines, choice, counter):
                and rule.get("NumericGreaterThanEqualsPath") == "$.deploy.max_polls" for rule in flat)
     # and every wait is the deployment's poll interval
     waits = [s for s in states.values() if s["Type"] == "Wait"]
-    assert len(waits) == 2 and all(w["SecondsPath"] == "$.deploy.poll_seconds" for w in waits)
+    assert len(waits) == 3 and all(w["SecondsPath"] == "$.deploy.poll_seconds" for w in waits)
 
 
 def test_a_deployment_is_proved_before_it_is_recorded(machines):

@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 from asl_rules import LAMBDA_TRANSIENT_ERRORS, MAX_ATTEMPTS
+from selfheal_shared.config import Spot
 
 ROOT = Path(__file__).resolve().parents[2]
+# botocore StoppingCondition.MaxRuntimeInSeconds: a training job runs at most 30 days in total.
+TRAINING_JOB_LIFETIME = 30 * 24 * 3600
 ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text()
 PIPELINE_STATES = {
     "Preprocess",
@@ -228,6 +231,19 @@ def test_train_retries_the_job_quota_and_failed_jobs_but_no_refused_request(pipe
     assert retries[0]["ErrorEquals"] == ["SageMaker.ResourceLimitExceededException"]
     assert "SageMaker.AmazonSageMakerException" in retries[1]["ErrorEquals"] and retries[1]["MaxAttempts"] == 0
     assert retries[-1]["ErrorEquals"] == ["States.TaskFailed"]
+
+
+def longest_allowed(model: type, field: str) -> int:
+    """The largest value a configuration may give `field` (its Field's `le`)."""
+    return next(m.le for m in model.model_fields[field].metadata if hasattr(m, "le"))
+
+
+def test_train_waits_at_least_as_long_as_the_longest_training_a_config_allows(pipeline):
+    # Given the longest stopping condition a model's configuration may ask for (28 days, SageMaker's limit)
+    longest = max(longest_allowed(Spot, "max_runtime_seconds"), longest_allowed(Spot, "max_wait_seconds"))
+    # Then Train's own timeout lets SageMaker stop the job first, and upload what it made: SageMaker bounds a
+    # training job's whole life, "including any time spent ... uploading models", to 30 days
+    assert pipeline["States"]["Train"]["TimeoutSeconds"] >= TRAINING_JOB_LIFETIME > longest
 
 
 def test_gate_choice_registers_only_a_passing_challenger(pipeline):

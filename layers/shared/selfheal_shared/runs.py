@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from selfheal_shared import aws, ledger
 from selfheal_shared.config import ModelConfig, Window, read_model_config
 from selfheal_shared.errors import ConfigError, ConfigNotFound
+from selfheal_shared.instances import job_resources
 from selfheal_shared.names import job_prefix_for, run_id_for
 from selfheal_shared.s3uri import S3Uri, s3_uri
 from selfheal_shared.settings import Settings, get_settings
@@ -195,6 +196,8 @@ def pipeline_input(
             "stopping_condition": stopping_condition(config),
             "instance_type": config.training.instance_type,
             "processing_instance_type": config.training.processing_instance_type,
+            "resource_config": job_resources(config.training.instance_type, settings.kms_key_arn),
+            "processing_cluster": job_resources(config.training.processing_instance_type, settings.kms_key_arn),
         },
         "champion": champion,
     }

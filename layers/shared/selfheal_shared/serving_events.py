@@ -155,6 +155,7 @@ class MonitorWindow(_Payload):
     code_uri: S3UriText | None
     job_prefix: str | None
     instance_type: str | None
+    cluster: dict[str, Any] | None  # the job's ProcessingClusterConfig (selfheal_shared.instances)
     quality: QualityWindow | None = None  # None: monitored before model quality was (an older execution)
 
 

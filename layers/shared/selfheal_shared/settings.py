@@ -36,6 +36,7 @@ class Settings(EnvironmentSettings):
     training_pipeline_arn: str = Field(alias="TRAINING_PIPELINE_ARN", pattern=r"^arn:aws[a-z-]*:states:")
     code_version: str = Field(alias="CODE_VERSION", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     xgboost_image_uri: str = Field(alias="XGBOOST_IMAGE_URI", min_length=1)
+    kms_key_arn: str = Field(alias="KMS_KEY_ARN", pattern=r"^arn:aws[a-z-]*:kms:")
     max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, alias="MAX_UPLOAD_BYTES", gt=0)
 
 

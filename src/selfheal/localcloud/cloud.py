@@ -28,9 +28,11 @@ import boto3
 import yaml
 from moto import mock_aws
 
+from .. import iam
 from ..code import code_version, publish_code
 from .async_invoke import AsyncInvoker, DeadLetter
 from .audit import CallAudit
+from .clock import Clock
 from .deploy import deploy_template
 from .eventbridge import patch_moto_events
 from .faults import Faults
@@ -45,7 +47,7 @@ from .lambdas import (
 from .registry import patch_moto_registry
 from .sagemaker_jobs import JobService, patch_moto_sagemaker
 from .sfn_integrations import patch_engine
-from .template import ACCOUNT_ID, REGION, Template
+from .template import ACCOUNT_ID, REGION, Template, TemplateError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCAL_PARAMETERS = {
@@ -53,6 +55,8 @@ LOCAL_PARAMETERS = {
     "XGBoostImageUri": "local/sagemaker-xgboost:3.0-5",
     "SKLearnImageUri": "local/sagemaker-scikit-learn:1.2-1",
 }
+# Lambda's default concurrency quota per account and Region; new accounts may have less.
+DEFAULT_CONCURRENCY_QUOTA = 1000
 
 
 @dataclass(frozen=True)
@@ -70,17 +74,20 @@ class IdleTimeout(TimeoutError):
 
 class LocalCloud:
     def __init__(self, work_dir: Path, root: Path = REPO_ROOT, time_scale: float = 0.001,
-                 parameters: dict[str, str] | None = None, stack_name: str = "selfheal-local") -> None:
+                 parameters: dict[str, str] | None = None, stack_name: str = "selfheal-local",
+                 concurrency_quota: int = DEFAULT_CONCURRENCY_QUOTA) -> None:
         self.root = root
         self.work_dir = Path(work_dir)
         self.time_scale = time_scale
+        self.concurrency_quota = concurrency_quota
         self.template = Template.load(root / "template.yaml", stack_name,
                                       LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
         self.faults = Faults(self.template.of_type("AWS::Serverless::Function"))
-        self.audit = CallAudit(self.faults)
+        self.audit = CallAudit(self.faults, allowed=lambda: self.policies().allowed)
         self.router = FunctionRouter(self.work_dir / "logs", self.faults, acting_as=self.audit.acting_as)
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
-        self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, time_scale)
+        self.clock = Clock(time_scale)
+        self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, self.clock)
         self.delivered: list[Delivery] = []  # in order
         self.lambda_async = AsyncInvoker(self.router, self.client, time_scale, acting_as=self.audit.acting_as)
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
@@ -89,11 +96,17 @@ class LocalCloud:
         self._undo: list[Any] = []
         self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
+        self._policies: iam.TemplatePolicies | None = None
+        self._policies_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def __enter__(self) -> LocalCloud:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a deployment AWS refuses leaves nothing running
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -102,7 +115,9 @@ class LocalCloud:
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._set_env({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S106 - moto needs credentials; these fake ones reach no AWS
-                       "AWS_SESSION_TOKEN": "local", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION})
+                       "AWS_SESSION_TOKEN": "local", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+                       # moto then refuses reservations leaving fewer than 100 unreserved executions, as Lambda does
+                       "MOTO_LAMBDA_CONCURRENCY_QUOTA": str(self.concurrency_quota)})
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
         self._mock.start()
@@ -115,9 +130,10 @@ class LocalCloud:
             patch_moto_hosting(self.hosting),
             patch_moto_registry(REGION),
             patch_moto_events(self._deliver),
-            patch_engine(self.time_scale, poll_seconds=0.05),
+            patch_engine(self.clock, poll_seconds=0.05),
         ]
         self.resources = deploy_template(self)
+        self.audit.state_machines = {arn: name for name, arn in self.resources.state_machines.items()}
         # The deploy command publishes ml/ under its content hash; locally CodeVersion names it.
         publish_code(self.client("s3"), self.bucket, self.template.parameters["CodeVersion"], self.root / "ml")
 
@@ -152,6 +168,23 @@ class LocalCloud:
 
     def physical(self, logical_id: str) -> str:
         return self.template.physical[logical_id]
+
+    def policies(self) -> iam.TemplatePolicies:
+        """The IAM view of this cloud's template (its roles, with this cloud's physical names); read once."""
+        with self._policies_lock:
+            if self._policies is None:
+                self._policies = self._load_policies()
+        return self._policies
+
+    def _load_policies(self) -> iam.TemplatePolicies:
+        def resolver(logical_id: str, attribute: str | None) -> str | None:
+            try:
+                return self.template.get_att(logical_id, attribute) if attribute else self.template.ref(logical_id)
+            except TemplateError:
+                return None  # resources SAM adds (layers, generated roles): the default naming
+
+        return iam.load(account_id=ACCOUNT_ID, region=REGION, stack_name=self.template.stack_name,
+                        parameters={k: str(v) for k, v in self.template.parameters.items()}, resolver=resolver)
 
     @property
     def bucket(self) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .lambdas import AsyncConfig, FunctionSpec
-from .template import REGION, Template, TemplateError
+from .template import NO_VALUE, REGION, Template, TemplateError
 
 if TYPE_CHECKING:
     from .cloud import LocalCloud
@@ -129,6 +129,9 @@ def _function(cloud: LocalCloud, template: Template, logical_id: str) -> str:
         FunctionName=name, Runtime=resolve(raw.get("Runtime", "python3.12")), Role=role,
         Handler=spec.handler, Code={"ZipFile": _placeholder_zip()}, Timeout=spec.timeout,
         MemorySize=spec.memory, Environment={"Variables": environment})
+    reserved = resolve(raw.get("ReservedConcurrentExecutions", NO_VALUE))
+    if reserved is not NO_VALUE:
+        cloud.client("lambda").put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=int(reserved))
     cloud.router.add(spec)
     for event_name, event in raw.get("Events", {}).items():
         if event.get("Type") in {"EventBridgeRule", "CloudWatchEvent"}:

@@ -34,6 +34,10 @@ KINDS: dict[str, dict[str, str]] = {
     "job:training": _JOB,
     "endpoint:unhealthy": {"fail": "the new model fails its /ping health check, so its variant never serves"},
     "endpoint:model_errors": {"fail": "the new model answers every request with a server error (ModelError, 500)"},
+    "endpoint:slow_start": {"slow": "every new fleet takes 15 minutes to launch, longer than a 10-minute deployment"},
+    "endpoint:update_failed": {"fail": "the update fails and leaves the endpoint Failed: only DeleteEndpoint is "
+                                       "accepted"},
+    "endpoint:rollback_failed": {"fail": "the update fails and so does SageMaker's rollback: UpdateRollbackFailed"},
     "lambda:": {
         "throttle": "Lambda.TooManyRequestsException",
         "timeout": "Sandbox.Timedout, before the handler did anything",

@@ -1,14 +1,14 @@
 """SageMaker real-time hosting on this machine: models, endpoint configs, endpoints, and InvokeEndpoint.
 
-moto completes endpoints at once, lacks UpdateEndpoint and answers invokes with a canned body. Here:
-* an endpoint serves its model through the model's own inference script (ml/inference.py inside
-  model.tar.gz), loaded in-process the way SageMaker's XGBoost container loads it;
-* CreateEndpoint goes Creating → InService (or Failed when the model cannot load);
-* UpdateEndpoint is blue/green: the old config serves until the new one has loaded, taken its canary
-  share of traffic for the wait interval and baked, with the auto-rollback alarms evaluated on the
-  endpoint's own metrics; any failure puts the endpoint back InService on the old config with
-  FailureReason set, as SageMaker does;
-* data capture writes SageMaker's capture format under <DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/.
+moto completes endpoints at once, lacks UpdateEndpoint and answers invokes with a canned body. Here an
+endpoint serves its model through the model's own inference script (ml/inference.py in model.tar.gz),
+loaded in-process as SageMaker's XGBoost container loads it; its lifecycle is botocore's EndpointStatus
+(endpoint_rules.py: what each status accepts), a fleet launching in simulated minutes (clock.py);
+UpdateEndpoint is blue/green: the old config serves until the new one has launched, loaded, taken its
+canary share and baked under the rollback alarms (evaluated as CloudWatch would, endpoint_metrics.py); an
+alarm, a failed health check or MaximumExecutionTimeoutInSeconds puts it back InService on the old config
+with FailureReason set, as SageMaker does, and a failed rollback leaves UpdateRollbackFailed. Data capture
+writes SageMaker's format under <DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/.
 """
 
 from __future__ import annotations
@@ -35,10 +35,18 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from .clock import Clock
+from .endpoint_metrics import FleetMetrics, VariantMetrics, evaluate, publish, rollback_alarms
+from .endpoint_rules import IN_PROGRESS, MAX_EXECUTION_SECONDS, check_deletable, check_deployment, check_updatable
 from .faults import Faults
 from .sagemaker_jobs import ValidationException, api_fault, split_s3_uri, validate_request
 
 _CAPTURE_FLUSH_RECORDS = 200
+# Simulated seconds a fleet takes to launch (before its container starts), 15 minutes under the
+# endpoint:slow_start fault, and to delete. AWS gives no figure: endpoints take minutes either way.
+LAUNCH_SECONDS, SLOW_LAUNCH_SECONDS, DELETE_SECONDS = 300, 900, 60
+_TIMED_OUT = "the deployment ran out of MaximumExecutionTimeoutInSeconds"
+_EVALUATION_SECONDS = 10  # simulated seconds between evaluations of the rollback alarms while baking
 
 
 class ModelError(ServiceException):
@@ -75,18 +83,11 @@ class LoadedModel:
 
 
 @dataclass
-class VariantMetrics:
-    invocations: int = 0
-    errors_5xx: int = 0
-    errors_4xx: int = 0
-    latency_ms: list[float] = field(default_factory=list)
-
-
-@dataclass
 class Endpoint:
     name: str
     arn: str
     config_name: str
+    metrics: FleetMetrics  # "<config>/<variant>" -> that fleet's requests
     status: str = "Creating"
     failure_reason: str | None = None
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
@@ -95,14 +96,13 @@ class Endpoint:
     green: dict[str, LoadedModel] | None = None
     green_config: str | None = None
     green_share: float = 0.0
-    metrics: dict[str, VariantMetrics] = field(default_factory=dict)  # "<config>/<variant>" -> metrics
     history: list[dict[str, Any]] = field(default_factory=list)
     last_deployment_config: dict[str, Any] | None = None
     requests: int = 0
 
 
 class HostingService:
-    def __init__(self, work_dir: Path, faults: Faults, region: str, account_id: str, time_scale: float) -> None:
+    def __init__(self, work_dir: Path, faults: Faults, region: str, account_id: str, clock: Clock) -> None:
         self.models: dict[str, dict[str, Any]] = {}
         self.configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -110,7 +110,7 @@ class HostingService:
         self._faults = faults
         self._region = region
         self._account = account_id
-        self._time_scale = time_scale
+        self._clock = clock
         self._lock = threading.RLock()
         self._capture: dict[str, list[str]] = {}
         self._threads: list[threading.Thread] = []
@@ -155,10 +155,12 @@ class HostingService:
         if fault:
             raise api_fault(fault.kind, "CreateEndpoint")
         name, config = request["EndpointName"], request["EndpointConfigName"]
-        if name in self.endpoints:
-            raise ValidationException(f"Cannot create already existing endpoint \"{self._arn('endpoint', name)}\".")
-        self.describe(self.configs, config, "endpoint-config")
-        endpoint = self.endpoints[name] = Endpoint(name, self._arn("endpoint", name), config)
+        with self._lock:
+            if name in self.endpoints:  # Deleting included: the name is free once the endpoint is gone
+                raise ValidationException(f"Cannot create already existing endpoint \"{self._arn('endpoint', name)}\".")
+            self.describe(self.configs, config, "endpoint-config")
+            endpoint = self.endpoints[name] = Endpoint(name, self._arn("endpoint", name), config,
+                                                       FleetMetrics(self._clock))
         self._background(self._create, endpoint)
         return endpoint.arn
 
@@ -168,19 +170,27 @@ class HostingService:
         if fault:
             raise api_fault(fault.kind, "UpdateEndpoint")
         endpoint = self._endpoint(request["EndpointName"])
-        self.describe(self.configs, request["EndpointConfigName"], "endpoint-config")
-        if endpoint.status != "InService":
-            raise ValidationException(f"Cannot update in-progress endpoint \"{endpoint.arn}\".")
-        endpoint.status, endpoint.failure_reason = "Updating", None
-        endpoint.modified = dt.datetime.now(dt.UTC)
-        endpoint.last_deployment_config = request.get("DeploymentConfig")
-        self._background(self._update, endpoint, request["EndpointConfigName"], request.get("DeploymentConfig") or {})
+        new_config = request["EndpointConfigName"]
+        self.describe(self.configs, new_config, "endpoint-config")
+        deployment = request.get("DeploymentConfig") or {}
+        with self._lock:
+            check_updatable(endpoint.arn, endpoint.status)
+            if deployment:
+                check_deployment(self.configs[endpoint.config_name], self.configs[new_config], deployment,
+                                 {a["AlarmName"] for a in rollback_alarms(self._region, deployment)})
+            endpoint.status, endpoint.failure_reason = "Updating", None
+            endpoint.modified = dt.datetime.now(dt.UTC)
+            endpoint.last_deployment_config = deployment or None
+        self._background(self._update, endpoint, new_config, deployment)
         return endpoint.arn
 
     def delete_endpoint(self, name: str) -> None:
-        self._endpoint(name)
+        endpoint = self._endpoint(name)
+        with self._lock:
+            check_deletable(endpoint.arn, endpoint.status)
+            endpoint.status, endpoint.modified = "Deleting", dt.datetime.now(dt.UTC)
         self.flush_capture()
-        del self.endpoints[name]
+        self._background(self._delete, endpoint)
 
     def describe_endpoint(self, name: str) -> dict[str, Any]:
         endpoint = self._endpoint(name)
@@ -215,7 +225,12 @@ class HostingService:
 
     @property
     def busy(self) -> int:
-        return sum(1 for e in self.endpoints.values() if e.status in {"Creating", "Updating", "RollingBack"})
+        return sum(1 for e in self.endpoints.values() if e.status in IN_PROGRESS)
+
+    def published(self) -> list[tuple[dict[str, str], VariantMetrics]]:  # what moto's CloudWatch lists
+        with self._lock:
+            endpoints = list(self.endpoints.values())
+        return [pair for e in endpoints for pair in e.metrics.dimensions(e.name)]
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -224,32 +239,49 @@ class HostingService:
         self._threads.append(thread)
         thread.start()
 
+    def _launch(self, config_name: str) -> dict[str, LoadedModel]:
+        """A new fleet: its instances launch (simulated minutes), then its containers load the model (real work)."""
+        slow = self._faults.take("endpoint:slow_start")
+        self._clock.sleep(SLOW_LAUNCH_SECONDS if slow else LAUNCH_SECONDS)
+        with self._clock.real_work():
+            return self._load_config(config_name, fault="endpoint:unhealthy")
+
     def _create(self, endpoint: Endpoint) -> None:
         try:
-            endpoint.serving = self._load_config(endpoint.config_name, fault="endpoint:unhealthy")
+            endpoint.serving = self._launch(endpoint.config_name)
         except Exception as exc:
             endpoint.status, endpoint.failure_reason = "Failed", f"ClientError: the model failed to load: {exc}"
             return
         endpoint.status = "InService"
         endpoint.history.append({"config": endpoint.config_name, "outcome": "created"})
 
+    def _delete(self, endpoint: Endpoint) -> None:
+        self._clock.sleep(DELETE_SECONDS)
+        with self._lock:
+            del self.endpoints[endpoint.name]
+
     def _update(self, endpoint: Endpoint, new_config: str, deployment: dict[str, Any]) -> None:
+        policy = deployment.get("BlueGreenUpdatePolicy", {})
+        deadline = self._clock.now() + policy.get("MaximumExecutionTimeoutInSeconds", MAX_EXECUTION_SECONDS)
         try:
-            green = self._load_config(new_config, fault="endpoint:unhealthy")
+            green = self._launch(new_config)
         except Exception as exc:
             return self._roll_back(endpoint, new_config, f"the new model failed its health check: {exc}")
-        policy = deployment.get("BlueGreenUpdatePolicy", {})
+        if self._faults.take("endpoint:update_failed"):
+            return self._fail(endpoint, "Failed", "the update failed and took the serving fleet down (injected fault)")
+        if self._clock.now() > deadline:
+            return self._roll_back(endpoint, new_config, _TIMED_OUT)
         routing = policy.get("TrafficRoutingConfiguration", {"Type": "ALL_AT_ONCE"})
-        alarms = [a["AlarmName"] for a in deployment.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
+        alarms = rollback_alarms(self._region, deployment)
         endpoint.green, endpoint.green_config = green, new_config
         if routing["Type"] in {"CANARY", "LINEAR"}:
             size = (routing.get("CanarySize") or routing.get("LinearStepSize")
                     or {"Type": "CAPACITY_PERCENT", "Value": 10})
             endpoint.green_share = size["Value"] / 100 if size["Type"] == "CAPACITY_PERCENT" else 0.5
-            if not self._bake(endpoint, routing.get("WaitIntervalInSeconds", 0), alarms):
+            if not self._bake(endpoint, routing.get("WaitIntervalInSeconds", 0), alarms, deadline):
                 return
         endpoint.green_share = 1.0
-        if not self._bake(endpoint, policy.get("TerminationWaitInSeconds", 0), alarms):
+        if not self._bake(endpoint, policy.get("TerminationWaitInSeconds", 0), alarms, deadline):
             return
         with self._lock:
             endpoint.serving, endpoint.config_name = green, new_config
@@ -257,52 +289,38 @@ class HostingService:
             endpoint.status, endpoint.modified = "InService", dt.datetime.now(dt.UTC)
         endpoint.history.append({"config": new_config, "outcome": "deployed"})
 
-    def _bake(self, endpoint: Endpoint, seconds: float, alarms: list[str]) -> bool:
-        """Serve the current split for `seconds` (scaled) while watching the rollback alarms."""
-        deadline = time.monotonic() + seconds * self._time_scale
+    def _bake(self, endpoint: Endpoint, seconds: float, alarms: list[dict[str, Any]], deadline: float) -> bool:
+        """Serve the current split for `seconds` (simulated), watching the rollback alarms as CloudWatch
+        evaluates them. False, rolled back, when one goes into ALARM or the deployment runs out of time."""
+        end = self._clock.now() + seconds
         while True:
-            fired = self._alarm_fired(endpoint, alarms)
-            if fired:
-                self._roll_back(endpoint, endpoint.green_config or "", f"alarm {fired} went into ALARM")
+            now = self._clock.now()
+            fired = next((a["AlarmName"] for a in alarms
+                          if evaluate(a, endpoint.name, endpoint.metrics, now).in_alarm), None)
+            why = f"alarm {fired} went into ALARM" if fired else _TIMED_OUT if now > deadline else None
+            if why:
+                self._roll_back(endpoint, endpoint.green_config or "", why)
                 return False
-            if time.monotonic() >= deadline:
+            if now >= end:
                 return True
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            self._clock.sleep(min(_EVALUATION_SECONDS, end - now))
 
     def _roll_back(self, endpoint: Endpoint, new_config: str, why: str) -> None:
+        if self._faults.take("endpoint:rollback_failed"):
+            return self._fail(endpoint, "UpdateRollbackFailed", f"{why}; the rollback failed too (injected fault)")
         with self._lock:
             endpoint.green, endpoint.green_config, endpoint.green_share = None, None, 0.0
             endpoint.failure_reason = f"Update failed and was rolled back: {why}"
             endpoint.status, endpoint.modified = "InService", dt.datetime.now(dt.UTC)
         endpoint.history.append({"config": new_config, "outcome": "rolled_back", "reason": why})
 
-    def _alarm_fired(self, endpoint: Endpoint, alarms: list[str]) -> str | None:
-        """Evaluate each rollback alarm on the green variant's own metrics, as CloudWatch would."""
-        if not alarms or not endpoint.green_config:
-            return None
-        described = boto3.client("cloudwatch", region_name=self._region).describe_alarms(AlarmNames=alarms)
-        for alarm in described["MetricAlarms"]:
-            values = [self._metric_value(endpoint, alarm["MetricName"], alarm.get("Statistic", "Sum"), variant)
-                      for variant in endpoint.green or {}]
-            if any(v is not None and _breaches(v, alarm["ComparisonOperator"], alarm["Threshold"]) for v in values):
-                return alarm["AlarmName"]
-        return None
-
-    def _metric_value(self, endpoint: Endpoint, metric: str, statistic: str, variant: str) -> float | None:
-        stats = endpoint.metrics.get(f"{endpoint.green_config}/{variant}")
-        if stats is None or stats.invocations == 0:
-            return None
-        if metric == "Invocation5XXErrors":
-            return stats.errors_5xx if statistic == "Sum" else stats.errors_5xx / stats.invocations
-        if metric == "Invocation4XXErrors":
-            return stats.errors_4xx if statistic == "Sum" else stats.errors_4xx / stats.invocations
-        if metric == "ModelLatency":  # CloudWatch reports it in microseconds
-            # Only answered requests have a latency: none yet (in flight, or all failed) is no data point.
-            latencies = sorted(stats.latency_ms)
-            if not latencies:
-                return None
-            return latencies[len(latencies) // 2] * 1000 if statistic != "Maximum" else latencies[-1] * 1000
-        return None
+    def _fail(self, endpoint: Endpoint, status: str, why: str) -> None:  # Failed, or UpdateRollbackFailed
+        with self._lock:
+            if status == "Failed":
+                endpoint.serving = {}
+            endpoint.green, endpoint.green_config, endpoint.green_share = None, None, 0.0
+            endpoint.status, endpoint.failure_reason, endpoint.modified = status, why, dt.datetime.now(dt.UTC)
+        endpoint.history.append({"outcome": status, "reason": why})
 
     # -- models in memory ------------------------------------------------------------------------------------
 
@@ -404,11 +422,6 @@ def _captured(data: bytes, content_type: str, mode: str) -> dict[str, str]:
     return {"observedContentType": content_type, "mode": mode, "data": payload, "encoding": encoding or "BASE64"}
 
 
-def _breaches(value: float, operator: str, threshold: float) -> bool:
-    return {"GreaterThanThreshold": value > threshold, "GreaterThanOrEqualToThreshold": value >= threshold,
-            "LessThanThreshold": value < threshold, "LessThanOrEqualToThreshold": value <= threshold}[operator]
-
-
 def _import_isolated(path: Path, module_name: str) -> ModuleType:
     """Import a model's inference script with its own sibling modules (features.py), not another model's."""
     siblings = {p.stem for p in path.parent.glob("*.py")}
@@ -462,8 +475,10 @@ def patch_moto_hosting(service: HostingService) -> Callable[[], None]:
         return 200, {"Content-Type": out_type, "x-Amzn-Invoked-Production-Variant": variant}, out
 
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]
+    unpublish = publish(service)
 
     def undo() -> None:
+        unpublish()
         for name, handler in originals.items():
             if handler is None:
                 delattr(SageMakerResponse, name)

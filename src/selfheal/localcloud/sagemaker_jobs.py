@@ -32,6 +32,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.responses import SageMakerResponse
 
 from .faults import Faults
+from .instance_rules import volume_key_refusal
 
 OPT_ML = "/opt/ml"
 _TERMINAL = {"Completed", "Failed", "Stopped"}
@@ -66,6 +67,9 @@ def validate_request(operation: str, params: dict[str, Any]) -> None:
     report = ParamValidator().validate(params, shape)
     if report.has_errors():
         raise ValidationException(f"{operation}: {report.generate_report()}")
+    refusal = volume_key_refusal(operation, params)
+    if refusal:
+        raise ValidationException(refusal)
 
 
 @dataclass

@@ -12,8 +12,8 @@
 * `states:startExecution(.sync|.sync:2)`: moto's engine passes the ASL's Step Functions-cased parameters
   (StateMachineArn, Name, Input) straight to boto3, which wants the API's own (stateMachineArn, ...); they are
   mapped through the API's input shape, as AWS does.
-* A clock: Retry intervals and Wait states run `time_scale` times faster, so the local cloud can run the
-  same ASL (with production-sized backoffs) in seconds.
+* A clock: Retry intervals and Wait states pass on the local cloud's Clock (clock.py), so the local cloud
+  can run the same ASL (with production-sized backoffs) in seconds.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+from .clock import Clock
 
 _TERMINAL_FAILED = {"Failed", "Stopped"}
 # (Describe operation, name parameter, status field) for each job a .sync task can wait on.
@@ -175,7 +177,7 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
         return resolve
 
 
-def patch_engine(time_scale: float, poll_seconds: float) -> Callable[[], None]:
+def patch_engine(clock: Clock, poll_seconds: float) -> Callable[[], None]:
     """Install the SageMaker integration and the clock in moto's engine; returns the undo."""
     original_factory = state_task_factory.state_task_service_for
     original_sleep = retrier_decl.time
@@ -194,11 +196,11 @@ def patch_engine(time_scale: float, poll_seconds: float) -> Callable[[], None]:
 
         @staticmethod
         def sleep(seconds: float) -> None:
-            time.sleep(seconds * time_scale)
+            clock.sleep(seconds)
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         if wait_seconds > 0:
-            env.program_state_event.wait(wait_seconds * time_scale)
+            clock.sleep(wait_seconds, wake=env.program_state_event)
 
     original_sfn_normalise = StateTaskServiceSfn._normalise_parameters
 
