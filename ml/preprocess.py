@@ -33,7 +33,7 @@ OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
 INPUT = OPT_ML / "processing" / "input"
 OUTPUT = OPT_ML / "processing" / "output"
 DEFAULT_SPLIT = {"validation": 0.15, "test": 0.15, "seed": 42}
-DATA_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+DATA_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MIN_ROWS = 10
 
 
@@ -55,8 +55,14 @@ def split_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {"validation": validation, "test": test, "seed": int(split["seed"])}
 
 
+def data_format(path: Path) -> str | None:
+    """csv or parquet by the file's name (a .csv.gz is CSV; pandas reads the gzip), else None."""
+    name = path.name.lower()
+    return next((fmt for suffix, fmt in DATA_SUFFIXES.items() if name.endswith(suffix)), None)
+
+
 def data_files(folder: Path) -> list[Path]:
-    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in DATA_SUFFIXES)
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and data_format(path))
     if not files:
         raise FileNotFoundError(f"no CSV or Parquet files under {folder}")
     return files
@@ -64,9 +70,7 @@ def data_files(folder: Path) -> list[Path]:
 
 def read_data(folder: Path) -> pd.DataFrame:
     frames = [
-        pd.read_parquet(path)
-        if DATA_SUFFIXES[path.suffix.lower()] == "parquet"
-        else pd.read_csv(path, low_memory=False)
+        pd.read_parquet(path) if data_format(path) == "parquet" else pd.read_csv(path, low_memory=False)
         for path in data_files(folder)
     ]
     return pd.concat(frames, ignore_index=True, sort=False)

@@ -101,10 +101,11 @@ def test_baseline_describes_the_raw_training_features_without_the_target(binary_
     assert [feature["name"] for feature in constraints["features"]] == features
 
 
-def test_the_split_is_seeded(multiclass_model, sandbox) -> None:
-    # Given the same uploads and config again
+@pytest.mark.parametrize("name", ["upload.csv", "upload.csv.gz"])
+def test_the_split_is_seeded(multiclass_model, sandbox, name) -> None:
+    # Given the same uploads and config again (a .csv.gz upload is its CSV, gzip-compressed)
     sandbox.write_json(sandbox.input("config", "config.json"), multiclass_model.config)
-    upload = sandbox.input("data", "upload.csv")
+    upload = sandbox.input("data", name)
     upload.parent.mkdir(parents=True)
     multiclass_model.data.to_csv(upload, index=False)
     # When Preprocess runs a second time
