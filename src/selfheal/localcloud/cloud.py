@@ -55,7 +55,8 @@ class LocalCloud:
     def __init__(self, work_dir: Path, root: Path = REPO_ROOT, time_scale: float = 0.001,
                  parameters: dict[str, str] | None = None, stack_name: str = "selfheal-local") -> None:
         self.root = root
-        self.work_dir = Path(work_dir)
+        # Job processes run with their sandbox as working directory: a relative path would double.
+        self.work_dir = Path(work_dir).resolve()
         self.time_scale = time_scale
         self.faults = Faults()
         self.template = Template.load(root / "template.yaml", stack_name,
@@ -100,6 +101,9 @@ class LocalCloud:
             patch_engine(self.time_scale, poll_seconds=0.05),
         ]
         self.resources = deploy_template(self)
+        # Held for the cloud's life, so an invoke never removes a key from os.environ while another
+        # thread reads it (botocore's proxy lookup iterates os.environ when a client is made).
+        self._set_env(self.router.common_environment())
         # The deploy command publishes ml/ under its content hash; locally CodeVersion names it.
         publish_code(self.client("s3"), self.bucket, self.template.parameters["CodeVersion"], self.root / "ml")
 

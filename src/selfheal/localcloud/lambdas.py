@@ -109,6 +109,14 @@ class FunctionRouter:
         for key in (spec.name, spec.arn, spec.logical_id):
             self._specs[key] = spec
 
+    def common_environment(self) -> dict[str, str]:
+        """The variables every function has (values of one of them: each invoke sets its own)."""
+        specs = list(self._specs.values())
+        if not specs:
+            return {}
+        keys = set.intersection(*(set(spec.environment) for spec in specs))
+        return {key: specs[0].environment[key] for key in sorted(keys)}
+
     def spec(self, name_or_arn: str) -> FunctionSpec:
         key = name_or_arn.split(":function:")[-1].split(":")[0] if ":function:" in name_or_arn else name_or_arn
         if key not in self._specs:
