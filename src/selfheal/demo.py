@@ -27,6 +27,8 @@ DEMO_CONFIG: dict[str, Any] = {
     "retrain": {"on_violation": "retrain", "window": {"mode": "latest"}},
     "hyperparameters": {"num_round": 60, "max_depth": 4, "eta": 0.2},
 }
+# The first dataset must start a run on its own.
+MIN_ROWS = DEMO_CONFIG["trigger"]["min_new_rows"]
 
 
 def write_demo(out: Path, rows: int, seed: int) -> Path:

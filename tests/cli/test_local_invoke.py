@@ -30,7 +30,7 @@ def test_every_sample_event_runs_through_its_function_on_the_local_cloud(event: 
     else:
         assert code == 1 and answer["errorType"] and answer["errorMessage"]
     # And the function's own log was written where the local cloud keeps logs
-    assert (tmp_path / "logs" / f"{logical_id(event.parent.name)}.log").is_file()
+    assert (tmp_path / "cloud" / "logs" / f"{logical_id(event.parent.name)}.log").is_file()
 
 
 def test_an_unknown_function_is_named_with_the_known_ones(tmp_path: Path, capsys):

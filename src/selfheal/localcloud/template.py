@@ -26,6 +26,15 @@ class TemplateError(Exception):
     """The template cannot be read or uses something the local cloud does not resolve."""
 
 
+def function_ids(path: Path) -> list[str]:
+    """The logical ids of the template's functions, read without resolving anything."""
+    body, matches = decode(str(path))
+    if body is None:
+        raise TemplateError(f"{path}: {matches}")
+    return sorted(name for name, res in body.get("Resources", {}).items()
+                  if res.get("Type") == "AWS::Serverless::Function")
+
+
 @dataclass
 class Template:
     path: Path
