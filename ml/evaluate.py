@@ -141,6 +141,17 @@ def score_champion(folder: Path, rows: pd.DataFrame, problem: str, target: str) 
     return result
 
 
+def class_rows(transform: FeatureTransform, test_labels: pd.Series) -> dict[str, dict[str, int | None]] | None:
+    """Rows per class in the challenger's training split (its transform's count) and in the test rows:
+    the gate warns about a class the model never saw, or one the metrics say nothing about."""
+    if transform.labels is None:
+        return None
+    test = test_labels.dropna().astype(str).value_counts()
+    trained = transform.label_rows or {}
+    return {str(label): {"train": trained.get(str(label)), "test": int(test.get(str(label), 0))}
+            for label in transform.labels}
+
+
 def registry_metrics(problem: str, metrics: dict[str, float | None]) -> dict[str, Any]:
     """SageMaker model registry's model-quality form; undefined metrics are left out."""
     return {
@@ -160,6 +171,7 @@ def main() -> None:
     # Text as written, so each model's own transform decides what is a number and what a level.
     rows = pd.read_csv(io.BytesIO(test_bytes), dtype=str)
     challenger = score(INPUT / "model" / "model.tar.gz", rows, problem, target)
+    _, transform = load_model(INPUT / "model" / "model.tar.gz")
     champion = score_champion(INPUT / "champion", rows, problem, target)
     evaluation = {
         **registry_metrics(problem, challenger),
@@ -168,6 +180,7 @@ def main() -> None:
             "metric": metric,
             "greater_is_better": metric not in LOWER_IS_BETTER,
             "test_rows": len(rows),
+            "class_rows": class_rows(transform, rows[target]),
             "test_sha256": hashlib.sha256(test_bytes).hexdigest(),
             "challenger": challenger,
             **champion,
