@@ -119,8 +119,14 @@ def _local_invoke(function: str, event_path: Path, out: Path) -> int:
     out = _out_folder(out)
     from .localcloud import LocalCloud
     from .localcloud.lambdas import FunctionError
+    from .samples import seed
 
     with _library_logs(out), LocalCloud(out / "cloud") as cloud:
+        seeded = seed(cloud, event_path, event)
+        if seeded:  # on stderr: stdout is the function's answer alone, as `sam local invoke` prints it
+            print(f"the local account holds what {event_path.name} refers to:", file=sys.stderr)
+            for line in seeded:
+                print(f"  {line}", file=sys.stderr)
         try:
             result = cloud.invoke(function, event)
         except FunctionError as err:
