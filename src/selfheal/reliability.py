@@ -22,13 +22,11 @@ import argparse
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import random
 import sys
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from unittest import mock
 
 from botocore.exceptions import ClientError
 
+from .console import library_logs_to
 from .datagen import churn_frame
 from .localcloud import LocalCloud
 from .localcloud.faults import describe
@@ -1104,20 +1103,20 @@ class Inbox:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when every promise held, 1 when one did not (the faults themselves are on purpose)."""
     parser = argparse.ArgumentParser(prog="python -m selfheal.reliability", description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="the full sizes (200 uploads, 48 hours of storm)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="writes <out>/reliability.json")
     args = parser.parse_args(argv)
-    # Failed states and refused calls here are on purpose: moto's engine logs each, and warns that
-    # SageMaker's ThrottlingException (a common error, not in its service model) has no error shape.
-    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
-    warnings.filterwarnings("ignore", message=".*does not match an error shape", category=UserWarning)
+    out = args.out.resolve()
     size = sizes(args.full or None)
-    result = run_all(args.out / "reliability", size, echo=lambda line: print(line, flush=True))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "reliability.json").write_text(json.dumps(result, indent=2, default=str))
+    # Failed states and refused calls are on purpose here: what the libraries log about them goes to a file.
+    with library_logs_to(out / "reliability" / "logs") as log:
+        result = run_all(out / "reliability", size, echo=lambda line: print(line, flush=True))
+    (out / "reliability.json").write_text(json.dumps(result, indent=2, default=str))
     print(table(result))
-    print(f"\nwritten to {args.out / 'reliability.json'} ({result['seconds']} s, {size.name} sizes)")
+    print(f"\nwritten to {out / 'reliability.json'} ({result['seconds']} s, {size.name} sizes); "
+          f"library logs in {log}")
     return 1 if result["problems"] else 0
 
 
