@@ -8,12 +8,14 @@ anything ran, 130 when interrupted (Ctrl-C; the local cloud is stopped first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import deploy
+from .console import library_logs_to
 from .outdir import OutFolderError, prepare_out
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,9 +145,7 @@ def _out_folder(out: Path) -> Path:
         raise OutFolderError(f"--out {out}: {error.strerror or error}") from None
 
 
-def _library_logs(out: Path) -> Any:
-    from .console import library_logs_to
-
+def _library_logs(out: Path) -> contextlib.AbstractContextManager[Path]:
     return library_logs_to(out / "cloud" / "logs")
 
 
