@@ -404,8 +404,8 @@ def _schedule_twice(cloud: LocalCloud, traffic: Traffic) -> Duplicates:
     update = Injection("sagemaker:UpdateEndpoint", "throttle", absorbed_by="DeployPipeline UpdateEndpoint: Retry")
     with injected(cloud, (update,)) as faults:
         cloud.hosting.flush_capture()  # SageMaker writes capture files within minutes; the monitor reads files
-        (endpoint,) = ledger_items(cloud, MODEL, "ENDPOINT")
-        for _ in range(2):
+        # No ENDPOINT item when no model ever deployed: nothing is fired, and problems() says so.
+        for endpoint in ledger_items(cloud, MODEL, "ENDPOINT") * 2:
             cloud.fire_schedule(endpoint["schedule_name"], cloud.template.ref("MonitorScheduleGroup"))
         cloud.wait_idle(IDLE_TIMEOUT)
     drift = [run for run in _runs_by_trigger(cloud, "drift") if run["run_id"] not in before]

@@ -50,7 +50,7 @@ def test_a_model_that_passes_the_gate_is_deployed_with_capture_scaling_and_a_mon
     assert [h["outcome"] for h in endpoint["history"]] == ["deployed"]
     # And the endpoint answers like a client expects, with its traffic captured in SageMaker's format
     sent = serve(cloud, tmp_path, "ordinary.csv")
-    assert sent == {"model": "churn", "rows": 150, "errors": 0}
+    assert sent == {"model": "churn", "file": "ordinary.csv", "rows": 150, "errors": 0, "first_error": None}
     cloud.wait_idle(IDLE_TIMEOUT)
     captured = cloud.client("s3").list_objects_v2(Bucket=cloud.bucket, Prefix="capture/churn/")
     assert captured.get("KeyCount", 0) >= 1

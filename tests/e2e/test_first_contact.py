@@ -50,7 +50,6 @@ def lines(text: str) -> list[str]:
     return text.splitlines()
 
 
-@pytest.mark.xdist_group("first-contact")
 def test_make_demo_from_a_fresh_clone_heals_the_drifted_model(clone):
     # When a new user types the README's first command
     done = run(["make", "demo"], clone, timeout=900)
@@ -67,7 +66,9 @@ def test_make_demo_from_a_fresh_clone_heals_the_drifted_model(clone):
     assert lines(done.stdout)[-1].startswith(f"report: {clone / 'out' / 'demo' / 'report.json'} and ")
 
 
-@pytest.mark.xdist_group("first-contact")
+# The slowest test of the suite (about 2.5 minutes alone): a group of its own, so a worker takes it whole
+# while the other runs the rest.
+@pytest.mark.xdist_group("make-reliability")
 def test_make_reliability_from_a_fresh_clone_holds_every_promise(clone):
     done = run(["make", "reliability"], clone, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
