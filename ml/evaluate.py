@@ -158,6 +158,17 @@ def score_champion(folder: Path, rows: pd.DataFrame, problem: str, target: str) 
     return result
 
 
+def class_rows(transform: FeatureTransform, test_labels: pd.Series) -> dict[str, dict[str, int | None]] | None:
+    """Rows per class in the challenger's training split (its transform's count) and in the test rows:
+    the gate warns about a class the model never saw, or one the metrics say nothing about."""
+    if transform.labels is None:
+        return None
+    test = test_labels.dropna().astype(str).value_counts()
+    trained = transform.label_rows or {}
+    return {str(label): {"train": trained.get(str(label)), "test": int(test.get(str(label), 0))}
+            for label in transform.labels}
+
+
 def registry_metrics(problem: str, metrics: dict[str, float | None]) -> dict[str, Any]:
     """SageMaker model registry's model-quality form; undefined metrics are left out."""
     return {
@@ -186,6 +197,7 @@ def main() -> None:
             "metric": metric,
             "greater_is_better": metric not in LOWER_IS_BETTER,
             "test_rows": len(rows),
+            "class_rows": class_rows(transform, rows[target]),
             "test_sha256": hashlib.sha256(test_bytes).hexdigest(),
             "challenger": challenger,
             **champion,

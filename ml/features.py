@@ -147,7 +147,8 @@ class Feature:
 class FeatureTransform:
     """Raw rows → float32 matrix in training feature order, plus target encoding."""
 
-    def __init__(self, target: str, problem: str, features: list[Feature], labels: list[Any] | None) -> None:
+    def __init__(self, target: str, problem: str, features: list[Feature], labels: list[Any] | None,
+                 label_rows: dict[str, int] | None = None) -> None:
         if problem not in PROBLEMS:
             raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {problem!r}")
         if not features:
@@ -158,6 +159,8 @@ class FeatureTransform:
         self.problem = problem
         self.features = features
         self.labels = labels if problem != "regression" else None
+        # Rows per class in the rows it was fitted on (the training split): a class with none cannot be learnt.
+        self.label_rows = label_rows if problem != "regression" else None
         self._label_codes = {_key(label): code for code, label in enumerate(self.labels or [])}
 
     @classmethod
@@ -173,9 +176,12 @@ class FeatureTransform:
         if target not in frame.columns:
             raise MissingColumnsError(f"target column '{target}' not in the data")
         features = [Feature.fit(str(name), frame[name], max_levels) for name in frame.columns if name != target]
-        if problem != "regression" and labels is None:
+        if problem == "regression":
+            return cls(target, problem, features, None)
+        if labels is None:
             labels = class_labels(frame[target])
-        return cls(target, problem, features, labels)
+        seen = Counter(_key(value) for value in frame[target].dropna())
+        return cls(target, problem, features, labels, {_key(label): seen[_key(label)] for label in labels})
 
     @property
     def feature_names(self) -> list[str]:
@@ -217,6 +223,7 @@ class FeatureTransform:
             "problem": self.problem,
             "features": [feature.to_dict() for feature in self.features],
             "labels": self.labels,
+            "label_rows": self.label_rows,
         }
 
     @classmethod
@@ -227,7 +234,7 @@ class FeatureTransform:
             Feature(item["name"], item["kind"], median=item.get("median"), levels=item.get("levels"))
             for item in spec["features"]
         ]
-        return cls(spec["target"], spec["problem"], features, spec.get("labels"))
+        return cls(spec["target"], spec["problem"], features, spec.get("labels"), spec.get("label_rows"))
 
     def save(self, path: Path | str) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")

@@ -33,8 +33,9 @@ OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
 INPUT = OPT_ML / "processing" / "input"
 OUTPUT = OPT_ML / "processing" / "output"
 DEFAULT_SPLIT = {"validation": 0.15, "test": 0.15, "seed": 42}
-DATA_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+DATA_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MIN_ROWS = 10
+SPLIT_PARTS = ("train", "validation", "test")
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -55,8 +56,14 @@ def split_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {"validation": validation, "test": test, "seed": int(split["seed"])}
 
 
+def data_format(path: Path) -> str | None:
+    """csv or parquet by the file's name (a .csv.gz is CSV; pandas reads the gzip), else None."""
+    name = path.name.lower()
+    return next((fmt for suffix, fmt in DATA_SUFFIXES.items() if name.endswith(suffix)), None)
+
+
 def data_files(folder: Path) -> list[Path]:
-    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in DATA_SUFFIXES)
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and data_format(path))
     if not files:
         raise FileNotFoundError(f"no CSV or Parquet files under {folder}")
     return files
@@ -64,9 +71,7 @@ def data_files(folder: Path) -> list[Path]:
 
 def read_data(folder: Path) -> pd.DataFrame:
     frames = [
-        pd.read_parquet(path)
-        if DATA_SUFFIXES[path.suffix.lower()] == "parquet"
-        else pd.read_csv(path, low_memory=False)
+        pd.read_parquet(path) if data_format(path) == "parquet" else pd.read_csv(path, low_memory=False)
         for path in data_files(folder)
     ]
     return pd.concat(frames, ignore_index=True, sort=False)
@@ -96,10 +101,23 @@ def _stratify(frame: pd.DataFrame, target: str, problem: str, held_out: float) -
     return None
 
 
+def _rare_rows(frame: pd.DataFrame, target: str, problem: str) -> pd.Series:
+    """Rows of a class too rare to be in all three parts: they go to training whole, so the model
+    learns every class (the test rows then hold none of it, and the gate says so)."""
+    if problem == "regression":
+        return pd.Series(False, index=frame.index)
+    counts = frame[target].map(frame[target].value_counts())
+    rare = counts < len(SPLIT_PARTS)
+    return rare if (~rare).sum() >= MIN_ROWS else pd.Series(False, index=frame.index)
+
+
 def split(frame: pd.DataFrame, target: str, problem: str, settings: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """train/validation/test, deterministic by the seed; stratified by class for classification."""
     seed, test_share = settings["seed"], settings["test"]
+    rare = _rare_rows(frame, target, problem)
+    common = frame[~rare]
     rest, test = train_test_split(
-        frame, test_size=test_share, random_state=seed, stratify=_stratify(frame, target, problem, test_share)
+        common, test_size=test_share, random_state=seed, stratify=_stratify(common, target, problem, test_share)
     )
     validation_share = settings["validation"] / (1 - test_share)
     train, validation = train_test_split(
@@ -108,6 +126,8 @@ def split(frame: pd.DataFrame, target: str, problem: str, settings: dict[str, An
         random_state=seed,
         stratify=_stratify(rest, target, problem, validation_share),
     )
+    if rare.any():
+        train = pd.concat([train, frame[rare]])
     return {"train": train, "validation": validation, "test": test}
 
 

@@ -3,7 +3,9 @@
 It passes only when the configured metric meets the threshold and, when a champion was scored,
 beats the champion by at least min_improvement. Both were scored by Evaluate on the same held-out
 rows (one evaluation.json), so the comparison is fair by construction. A missing or non-finite
-metric fails the gate. The reasons say why, either way."""
+metric fails the gate. The reasons say why, either way, and warn when the data was too small for
+the metrics to be trusted (few test rows, a class the model never trained on or the test never saw):
+warnings, not rejections, since the threshold already judges the metric itself."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from selfheal_shared.s3uri import S3Uri
 MAX_EVALUATION_BYTES = 1024 * 1024
 # Float noise must not turn "improved by exactly min_improvement" into a rejection.
 _TOLERANCE = 1e-12
+# Below this many test rows one row moves a rate metric by more than a point: the metrics are noisy.
+MIN_TEST_ROWS = 100
 
 
 def evaluate_gate(request: GateRequest) -> dict[str, Any]:
@@ -69,7 +73,26 @@ def decide(metric: Metric, evaluation: dict[str, Any]) -> GateResult:
         reasons.append(f"{metric.name} is missing or not a finite number in the challenger's metrics")
     if passed:
         passed = _beats_champion(metric, value, champion, reasons)
+    reasons += small_data_warnings(section)
     return GateResult(passed=passed, reasons=reasons, metrics=challenger, champion_metrics=champion)
+
+
+def small_data_warnings(section: dict[str, Any]) -> list[str]:
+    """From what Evaluate counted: the test rows, and each class's rows in training and in the test."""
+    warnings = []
+    rows = section.get("test_rows")
+    if isinstance(rows, int) and 0 < rows < MIN_TEST_ROWS:
+        warnings.append(f"warning: only {rows} test rows: one row moves accuracy by {1 / rows:.3g}, so these "
+                        "metrics are noisy (more data, or a larger split.test, steadies them)")
+    class_rows = section.get("class_rows")
+    for label, counts in (class_rows.items() if isinstance(class_rows, dict) else []):
+        if not isinstance(counts, dict):
+            continue
+        if counts.get("train") == 0:
+            warnings.append(f"warning: class {label!r} has no training rows: the model cannot predict it")
+        elif counts.get("test") == 0:
+            warnings.append(f"warning: class {label!r} has no test rows: the metrics say nothing about it")
+    return warnings
 
 
 def _meets_threshold(metric: Metric, value: float, reasons: list[str]) -> bool:

@@ -29,10 +29,12 @@ from selfheal_shared.s3uri import s3_uri
 from selfheal_shared.settings import get_settings
 from upload_checks import (
     TableSummary,
+    UploadKey,
     check_csv,
     check_format_allowed,
     check_parquet,
     check_size,
+    gunzip,
     ignore_reason,
     parse_upload_key,
     quarantine_names,
@@ -115,9 +117,10 @@ def validate(upload: Upload, size: int) -> Acceptance:
     """Every check, cheapest first; raises UploadRejected."""
     key = parse_upload_key(upload.key)
     config = _config(key.model)
-    check_size(size, config.validation.limit_bytes(get_settings().max_upload_bytes))
+    limit = config.validation.limit_bytes(get_settings().max_upload_bytes)
+    check_size(size, limit)
     check_format_allowed(key, config)
-    summary = _check_content(upload, key.format, size, config)
+    summary = _check_content(upload, key, size, limit, config)
     return Acceptance(upload=upload, model=key.model, file=key.file, format=key.format, rows=summary.rows,
                       columns=summary.columns, bytes=size)
 
@@ -194,11 +197,12 @@ def _head(upload: Upload) -> dict[str, Any] | None:
         raise
 
 
-def _check_content(upload: Upload, fmt: str, size: int, config: ModelConfig) -> TableSummary:
-    if fmt == "parquet":
+def _check_content(upload: Upload, key: UploadKey, size: int, limit: int, config: ModelConfig) -> TableSummary:
+    if key.format == "parquet":
         return check_parquet(lambda start, length: _read_range(upload, start, length), size, config)
     with closing(aws.s3().get_object(**upload.source())["Body"]) as body:
-        return check_csv(body.iter_chunks(CHUNK_BYTES), config)
+        chunks = body.iter_chunks(CHUNK_BYTES)
+        return check_csv(gunzip(chunks, limit) if key.compression == "gzip" else chunks, config)
 
 
 def _read_range(upload: Upload, start: int, length: int) -> bytes:

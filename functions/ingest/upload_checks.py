@@ -8,6 +8,7 @@ import codecs
 import csv
 import hashlib
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,7 +28,10 @@ MAX_LINE_CHARS = 1024 * 1024
 MAX_COLUMNS = 10_000
 MAX_COLUMN_NAME = 1024
 MAX_FOOTER_BYTES = 16 * 1024 * 1024
-EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# Extension -> (format, compression). Gzip is read as a stream: a .csv.gz is checked like its CSV.
+EXTENSIONS = {".csv": ("csv", None), ".csv.gz": ("csv", "gzip"), ".parquet": ("parquet", None),
+              ".pq": ("parquet", None)}
+GUNZIP_PIECE = 1024 * 1024  # decompressed bytes per step: a gzip bomb never expands at once
 # Letters and digits of any script, and a few separators; no path or control characters.
 _FILE_NAME = re.compile(r"[^\W_][\w .()+=,@-]*")
 # Cells a spreadsheet would run as a formula (OWASP "CSV injection").
@@ -45,6 +49,7 @@ class UploadKey:
     model: str
     file: str
     format: str
+    compression: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,12 @@ def parse_upload_key(key: str) -> UploadKey:
     if len(file) > MAX_FILE_NAME or not _FILE_NAME.fullmatch(file):
         raise UploadRejected("key", f"file name {file!r} is not allowed: start with a letter or digit; use "
                                     f"letters, digits, spaces and ._()+=,@- (at most {MAX_FILE_NAME})")
-    extension = "." + file.rpartition(".")[2].lower() if "." in file else ""
-    if extension not in EXTENSIONS:
-        raise UploadRejected("format", f"extension {extension or '(none)'!r} is not .csv or .parquet")
-    return UploadKey(model=model, file=file, format=EXTENSIONS[extension])
+    extension = next((ext for ext in EXTENSIONS if file.lower().endswith(ext)), None)
+    if extension is None:
+        last = "." + file.rpartition(".")[2].lower() if "." in file else "(none)"
+        raise UploadRejected("format", f"extension {last!r} is not .csv, .csv.gz or .parquet")
+    fmt, compression = EXTENSIONS[extension]
+    return UploadKey(model=model, file=file, format=fmt, compression=compression)
 
 
 def quarantine_names(key: str) -> tuple[str, str]:
@@ -126,6 +133,31 @@ def check_size(size: int, limit: int) -> None:
 # CSV
 
 
+def gunzip(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """Decompress a gzip stream (several members too) in bounded pieces; refuse one that expands
+    past `limit` bytes, as an uncompressed upload over the limit is refused."""
+    decompressor, in_member, total = zlib.decompressobj(16 + zlib.MAX_WBITS), False, 0
+    try:
+        for chunk in chunks:
+            pending = chunk
+            while pending:
+                in_member = True
+                piece = decompressor.decompress(pending, GUNZIP_PIECE)
+                pending = decompressor.unconsumed_tail
+                if decompressor.eof:  # the end of a member: another may follow
+                    pending, in_member = decompressor.unused_data, False
+                    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                total += len(piece)
+                if total > limit:
+                    raise UploadRejected("size", f"decompressed, the file is over the limit of {limit} bytes")
+                if piece:
+                    yield piece
+    except zlib.error as error:
+        raise UploadRejected("format", f"not a valid gzip file: {error}") from None
+    if in_member:
+        raise UploadRejected("format", "not a valid gzip file: the stream ends early")
+
+
 def check_csv(chunks: Iterable[bytes], config: ModelConfig) -> TableSummary:
     """Stream the file once, in bounded memory: UTF-8, header, ragged rows, formula cells, target."""
     reader = csv.reader(_lines(_decode(chunks)), strict=True)
@@ -146,7 +178,8 @@ def _decode(chunks: Iterable[bytes]) -> Iterator[str]:
         if index == 0:
             for magic, name in _OTHER_FORMATS.items():
                 if chunk.startswith(magic):
-                    raise UploadRejected("format", f"the file looks like {name}, not CSV text")
+                    hint = ": name it .csv.gz" if name == "gzip" else ""
+                    raise UploadRejected("format", f"the file looks like {name}, not CSV text{hint}")
         if b"\x00" in chunk:
             raise UploadRejected("encoding", f"binary data: NUL byte at offset {offset + chunk.index(0)}")
         try:
@@ -199,10 +232,21 @@ def _check_header(header: list[str], config: ModelConfig) -> int:
     if duplicates:
         raise UploadRejected("header", f"duplicate column names: {', '.join(map(repr, duplicates[:10]))}")
     if config.target not in header:
-        raise UploadRejected("header", f"the target column {config.target!r} is not in the header")
+        raise UploadRejected("header", f"the target column {config.target!r} is not in the header"
+                                       + _near_miss(header, config.target))
     if len(header) < 2:
         raise UploadRejected("header", "no feature columns besides the target")
     return header.index(config.target)
+
+
+def _near_miss(header: list[str], target: str) -> str:
+    """A hint when the header holds the target's name but for stray spaces or letter case."""
+    for name in header:
+        if name.strip() == target:
+            return f" (it has {name!r}: remove the spaces around the name)"
+        if name.strip().casefold() == target.casefold():
+            return f" (it has {name!r}: column names are case-sensitive)"
+    return ""
 
 
 def _check_cell(cell: str, where: str) -> None:

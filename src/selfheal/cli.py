@@ -1,19 +1,31 @@
-"""selfheal's command line: the local cloud for people."""
+"""selfheal's command line: the local cloud for people.
+
+Exit codes, the same for every command: 0 when everything ran as asked, 1 when a run failed, an upload
+was quarantined or traffic errored (report.json's "problems" says which), 2 for bad input refused before
+anything ran, 130 when interrupted (Ctrl-C; the local cloud is stopped first).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from .scenario import ScenarioError, load_scenario
+from . import deploy
+from .console import library_logs_to
+from .outdir import OutFolderError, prepare_out
 
-STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
+ROOT = Path(__file__).resolve().parents[2]
+STATEMACHINES = ROOT / "statemachines"
+OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="selfheal", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selfheal", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n")[1])
     commands = parser.add_subparsers(dest="command", required=True)
     local = commands.add_parser("local", help="run the application on this machine (no AWS account)")
     local_commands = local.add_subparsers(dest="local_command", required=True)
@@ -27,75 +39,127 @@ def main(argv: list[str] | None = None) -> int:
     invoke.add_argument("--out", type=Path, default=Path("out/invoke"), help="folder for the local cloud's logs")
     demo = commands.add_parser("demo", help="the whole self-healing loop on generated data")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for data, report.json and logs")
-    demo.add_argument("--rows", type=int, default=3000, help="rows in the first dataset")
+    demo.add_argument("--rows", type=int, default=3000, help="rows in the first dataset (at least 1000)")
     demo.add_argument("--seed", type=int, default=42)
     graph = commands.add_parser("graph", help="draw each state machine (SVG and Mermaid) from statemachines/")
     graph.add_argument("--out", type=Path, default=Path("docs/statemachines"))
-    deploy = commands.add_parser("deploy", help="build and deploy to AWS (see `selfheal deploy --help`)",
-                                 add_help=False)
-    deploy.add_argument("rest", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    deploy.add_arguments(commands.add_parser("deploy", help="build and deploy to AWS with the job code it runs",
+                                             description=deploy.DESCRIPTION))
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except OutFolderError as error:
+        print(f"selfheal: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except KeyboardInterrupt:
+        print("\nselfheal: interrupted; the local cloud was stopped", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "local" and args.local_command == "run":
         return _local_run(args.scenario, args.out)
     if args.command == "local" and args.local_command == "invoke":
         return _local_invoke(args.function, args.event, args.out)
     if args.command == "demo":
-        from .demo import run_demo
-
-        run_demo(args.out, rows=args.rows, seed=args.seed)
-        return 0
+        return _demo(args.out, args.rows, args.seed)
     if args.command == "graph":
         from .graph_svg import write_graphs
 
-        for path in write_graphs(args.out, STATEMACHINES):
+        for path in write_graphs(args.out.resolve(), STATEMACHINES):
             print(path)
-        return 0
-    if args.command == "deploy":
-        from .deploy import main as deploy_main
-
-        return deploy_main(args.rest)
-    parser.error("unknown command")
-    return 2
+        return OK
+    return deploy.run(args)
 
 
 def _local_run(scenario_path: Path, out: Path) -> int:
-    try:
-        scenario = load_scenario(scenario_path)
-    except ScenarioError as exc:
-        print(f"selfheal: invalid scenario: {exc}", file=sys.stderr)
-        return 2
-    from .runner import run_scenario  # the local cloud is heavy to import: only when a run starts
+    from .scenario import ScenarioError, load_scenario  # imports the local cloud (heavy): only when needed
 
-    report = run_scenario(scenario, out)
-    print(f"report: {out / 'report.json'} and {out / 'report.html'} "
-          f"({len(report['runs'])} runs, {len(report['quarantined'])} quarantined)")
-    return 0
+    try:
+        scenario = load_scenario(scenario_path.resolve())
+    except ScenarioError as error:
+        print(f"selfheal: invalid scenario: {error}", file=sys.stderr)
+        return BAD_INPUT
+    out = _out_folder(out)
+    from .runner import run_scenario
+
+    with _library_logs(out):
+        report = run_scenario(scenario, out)
+    return _verdict(report, out)
+
+
+def _demo(out: Path, rows: int, seed: int) -> int:
+    from .demo import MIN_ROWS, run_demo
+
+    if rows < MIN_ROWS:
+        print(f"selfheal demo: --rows {rows} is too few: the demo's model trains once {MIN_ROWS} new rows "
+              f"have arrived (its trigger.min_new_rows), so --rows must be at least {MIN_ROWS}", file=sys.stderr)
+        return BAD_INPUT
+    out = _out_folder(out)
+    with _library_logs(out):
+        report = run_demo(out, rows=rows, seed=seed)
+    return _verdict(report, out)
 
 
 def _local_invoke(function: str, event_path: Path, out: Path) -> int:
+    from .localcloud.cloud import REPO_ROOT
+    from .localcloud.template import function_ids
+
+    known = function_ids(REPO_ROOT / "template.yaml")
+    if function not in known:
+        print(f"selfheal: no function {function} in template.yaml (known: {', '.join(sorted(known))})",
+              file=sys.stderr)
+        return BAD_INPUT
     try:
-        event = json.loads(event_path.read_text())
+        event = json.loads(event_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         print(f"selfheal: cannot read event {event_path}: {exc}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
+    out = _out_folder(out)
     from .localcloud import LocalCloud
     from .localcloud.lambdas import FunctionError
+    from .samples import seed
 
-    with LocalCloud(out) as cloud:
-        try:
-            cloud.router.spec(function)
-        except KeyError:
-            known = ", ".join(sorted(spec.logical_id for spec in cloud.functions()))
-            print(f"selfheal: no function {function} in template.yaml (known: {known})", file=sys.stderr)
-            return 2
+    with _library_logs(out), LocalCloud(out / "cloud") as cloud:
+        seeded = seed(cloud, event_path, event)
+        if seeded:  # on stderr: stdout is the function's answer alone, as `sam local invoke` prints it
+            print(f"the local account holds what {event_path.name} refers to:", file=sys.stderr)
+            for line in seeded:
+                print(f"  {line}", file=sys.stderr)
         try:
             result = cloud.invoke(function, event)
         except FunctionError as err:
             print(json.dumps({"errorType": err.error_type, "errorMessage": err.message}, indent=2))
-            return 1
+            return FAILED
     print(json.dumps(result, indent=2, default=str))
-    return 0
+    return OK
+
+
+def _out_folder(out: Path) -> Path:
+    try:
+        return prepare_out(out)
+    except OSError as error:
+        raise OutFolderError(f"--out {out}: {error.strerror or error}") from None
+
+
+def _library_logs(out: Path) -> contextlib.AbstractContextManager[Path]:
+    return library_logs_to(out / "cloud" / "logs")
+
+
+def _verdict(report: dict[str, Any], out: Path) -> int:
+    """Print what went wrong, one line each, and where the report is; the exit code says the same."""
+    found = report["problems"]
+    if found:
+        print(f"\n{len(found)} problem{'s' if len(found) != 1 else ''}:")
+        for line in found:
+            print(f"  - {line}")
+    print(f"\nreport: {out / 'report.json'} and {out / 'report.html'} "
+          f"({len(report['runs'])} runs, {len(report['quarantined'])} quarantined); logs in {out / 'cloud' / 'logs'}")
+    return FAILED if found else OK
 
 
 if __name__ == "__main__":

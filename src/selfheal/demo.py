@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from .datagen import TARGET, churn_frame
-from .runner import run_scenario
+from .runner import describe_traffic, run_scenario
 from .scenario import load_scenario
 
 DEMO_CONFIG: dict[str, Any] = {
@@ -27,6 +27,8 @@ DEMO_CONFIG: dict[str, Any] = {
     "retrain": {"on_violation": "retrain", "window": {"mode": "latest"}},
     "hyperparameters": {"num_round": 60, "max_depth": 4, "eta": 0.2},
 }
+# The first dataset must start a run on its own.
+MIN_ROWS = DEMO_CONFIG["trigger"]["min_new_rows"]
 
 
 def write_demo(out: Path, rows: int, seed: int) -> Path:
@@ -79,7 +81,7 @@ def print_summary(report: dict[str, Any]) -> None:
         print(f"monitor {check['model']}: {check['status']}, action {check['action']}"
               + (f", drift on {', '.join(features)}" if features else ""))
     for sent in report["traffic"]:
-        print(f"traffic {sent['model']}: {sent['rows']} rows, {sent['errors']} errors")
+        print(describe_traffic(sent))
 
 
 def _num(value: float | None) -> str:

@@ -50,6 +50,10 @@ class DeployError(Exception):
     """The deploy cannot go on; the message says why and what to do."""
 
 
+class UnknownEnvironment(DeployError):
+    """samconfig.toml has no such environment: bad input, refused before anything ran."""
+
+
 @dataclass(frozen=True)
 class Environment:
     """One samconfig.toml environment, as far as deploying needs it."""
@@ -64,7 +68,7 @@ def read_environment(samconfig: Path, env: str) -> Environment:
     config = tomllib.loads(samconfig.read_text())
     if env not in config:
         known = sorted(k for k, v in config.items() if isinstance(v, dict))
-        raise DeployError(f"{samconfig} has no environment {env!r} (known: {', '.join(known)})")
+        raise UnknownEnvironment(f"{samconfig} has no environment {env!r} (known: {', '.join(known)})")
     deploy = config[env].get("deploy", {}).get("parameters", {})
     region = deploy.get("region") or config[env].get("global", {}).get("parameters", {}).get("region")
     if not deploy.get("stack_name") or not region:
@@ -177,17 +181,29 @@ def _run(command: Sequence[str], cwd: Path) -> None:
         raise DeployError(f"{command[1]} failed; see its output above")
 
 
+DESCRIPTION = __doc__.split("\n\n")[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="selfheal deploy", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="selfheal deploy", description=DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The deploy options, for `selfheal deploy` and `python -m selfheal.deploy` alike."""
     parser.add_argument("--env", default="dev", help="samconfig.toml environment (default: dev)")
     parser.add_argument("--dry-run", action="store_true", help="print what would run; call no AWS API")
     parser.add_argument("--root", type=Path, default=ROOT, help="project root (template.yaml, samconfig.toml, ml/)")
     parser.add_argument("--sagemaker-python", help="interpreter with the sagemaker SDK (default: .venv-deploy)")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit codes as every selfheal command: 0 deployed (or planned), 1 the deploy failed, 2 bad input."""
     root: Path = args.root
     ml_dir = root / "ml"
     try:
@@ -221,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _publish(outputs, version, ml_dir, environment)
     except (DeployError, CodeError) as error:
         print(f"selfheal deploy: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, UnknownEnvironment) else 1
     print(f"deployed {environment.stack_name} with code version {version}")
     return 0
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from .localcloud import LocalCloud
@@ -37,6 +37,27 @@ def ledger_items(cloud: LocalCloud, model: str, prefix: str) -> list[dict[str, A
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def ledger_kind(cloud: LocalCloud, prefix: str) -> list[dict[str, Any]]:
+    """Every ledger item whose sort key starts with `prefix`, whatever model partition it is in
+    (IngestFunction files uploads for unknown or invalid model folders too), oldest first."""
+    table = cloud.resource("dynamodb").Table(cloud.ledger_table)
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").begins_with(prefix)}
+    while True:
+        page = table.scan(**kwargs)
+        items += [plain(item) for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return sorted(items, key=lambda item: item["sk"])
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def quarantined(cloud: LocalCloud) -> list[dict[str, Any]]:
+    """Every quarantined upload, known model or not, with its reason."""
+    return [{"model": item["model"], "key": item["key"], "reason": item["reason"], "check": item.get("check"),
+             "quarantine_key": item.get("quarantine_key")}
+            for item in ledger_kind(cloud, "QUARANTINE#")]
 
 
 def executions(cloud: LocalCloud) -> list[dict[str, Any]]:
@@ -129,17 +150,62 @@ def build_report(cloud: LocalCloud, models: Iterable[str],
             "datasets": ledger.get("datasets", []),
             "seconds": round((execution["stopped"] or execution["started"]) - execution["started"], 1),
         })
-    quarantined = [
-        {"model": model, "key": item["key"], "reason": item["reason"],
-         "quarantine_key": item.get("quarantine_key")}
-        for model in models for item in ledger_items(cloud, model, "QUARANTINE#")
-    ]
-    return {"runs": runs, "quarantined": quarantined, "endpoints": endpoints(cloud, models),
+    return {"runs": runs, "quarantined": quarantined(cloud), "endpoints": endpoints(cloud, models),
             "executions": all_executions,
             "jobs": [{"name": job.name, "kind": job.kind, "status": job.status,
                       "seconds": round(job.compute_seconds, 3), "failure_reason": job.failure_reason}
                      for job in cloud.jobs.jobs.values()],
-            "monitoring": monitoring(cloud, models), "traffic": traffic or []}
+            "monitoring": monitoring(cloud, models), "traffic": traffic or [],
+            "dead_letters": [{"target": dead["target"], "error": dead["error"]} for dead in cloud.dead_letters]}
+
+
+ONE_LINE_CHARS = 300
+_ENDED_BADLY = {"FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def one_line(text: str, limit: int = ONE_LINE_CHARS) -> str:
+    """A message on one line, cut at `limit` characters: what a terminal line can carry."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def failure_of(execution: dict[str, Any]) -> str | None:
+    """Where and why an execution failed, in a line: the state, the job and its FailureReason, or the
+    function's error; None when it did not fail."""
+    if execution["status"] not in _ENDED_BADLY:
+        return None
+    failed = [step for step in execution.get("steps", []) if step["errors"]]
+    if not failed:
+        cause = execution.get("cause")
+        return f"({execution['error']}: {one_line(cause)})" if cause else f"({execution['error']})"
+    step, error = failed[-1], failed[-1]["errors"][-1]
+    return f"at {step['name']}: {_reason(error['error'], error['cause'])}"
+
+
+def _reason(error: str | None, cause: str | None) -> str:
+    document = _json(cause)
+    if isinstance(document, dict):
+        job = next(((key.removesuffix("JobName"), value) for key, value in document.items()
+                    if key.endswith("JobName") and key != "HyperParameterTuningJobName"), None)
+        if job and document.get("FailureReason"):
+            return one_line(f"{job[0].lower()} job {job[1]}: {document['FailureReason']}")
+        if "errorType" in document:
+            return one_line(f"{document['errorType']}: {document.get('errorMessage', '')}")
+    return one_line(f"{error}: {cause}" if cause else str(error))
+
+
+def problems(report: dict[str, Any]) -> list[str]:
+    """What did not go as the scenario asked, one line each (empty when everything did)."""
+    found = [f"{e['state_machine']} {e['name']} {e['status']} {failure_of(e)}"
+             for e in report["executions"] if e["status"] in _ENDED_BADLY]
+    found += [f"upload {q['key']} quarantined: {one_line(q['reason'])}" for q in report["quarantined"]]
+    found += [f"traffic {t['model']} {t.get('file', '')}: {t['errors']} of {t['rows']} requests failed, "
+              f"first error: {one_line(t.get('first_error') or '')}" for t in report["traffic"] if t["errors"]]
+    found += [f"monitor {m['model']}: {m['status']}: {one_line(m.get('reason') or '')}"
+              for m in report["monitoring"] if m["status"] == "Failed"]
+    found += [f"{d['target'].rsplit(':', 1)[-1]} failed on every attempt: {one_line(d['error'])}"
+              for d in report.get("dead_letters", [])]
+    return found
 
 
 def endpoints(cloud: LocalCloud, models: list[str]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ faults:                      # optional: failures the local cloud injects, as AW
   - {target: "job:training", kind: capacity, times: 1}
 ```
 Paths are relative to the scenario file. A scenario that does not fit is refused with a message that
-names the place, before anything runs.
+names the place, before anything runs: model names by the rule IngestFunction applies to
+incoming/<model>/, faults by the local cloud's own catalogue.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from selfheal_shared.errors import InvalidName
+from selfheal_shared.names import check_model_name
+
+from .localcloud.faults import UnknownFault, describe
 
 STEP_FIELDS = {
     "upload": {"model", "file"},
@@ -65,13 +70,33 @@ def load_scenario(path: Path) -> Scenario:
     models = _models(path, data.get("models"))
     steps = [_step(path, index, raw, models) for index, raw in enumerate(_list(path, data, "steps"), start=1)]
     faults = data.get("faults") or []
-    if not isinstance(faults, list) or not all(isinstance(f, dict) and {"target", "kind"} <= set(f) for f in faults):
+    if not isinstance(faults, list):
         raise ScenarioError(f"{path}: faults: a list of {{target, kind, times?}} mappings")
-    return Scenario(path, models, steps, faults)
+    return Scenario(path, models, steps, [_fault(path, index, raw) for index, raw in enumerate(faults, start=1)])
+
+
+def _fault(path: Path, index: int, raw: Any) -> dict[str, Any]:
+    where = f"{path}: faults[{index}]"
+    if not isinstance(raw, dict) or not {"target", "kind"} <= set(raw) or set(raw) - {"target", "kind", "times"}:
+        raise ScenarioError(f"{where}: a fault is a mapping of target, kind and times (optional), "
+                            "e.g. {target: 'job:training', kind: capacity, times: 1}")
+    try:
+        describe(str(raw["target"]), str(raw["kind"]))
+    except UnknownFault as error:
+        raise ScenarioError(f"{where}: {error}") from None
+    times = raw.get("times", 1)
+    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
+        raise ScenarioError(f"{where}: times must be a whole number of at least 1, or null for every time "
+                            f"(got {times!r})")
+    return {"target": str(raw["target"]), "kind": str(raw["kind"]), "times": times}
 
 
 def _read_document(path: Path, what: str) -> Any:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text ({what}): invalid byte at offset {exc.start}; "
+                            "save the file as UTF-8") from None
     try:
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -91,6 +116,10 @@ def _models(path: Path, raw: Any) -> dict[str, dict[str, Any]]:
         raise ScenarioError(f"{path}: 'models' must map each model name to {{config: ...}}")
     models = {}
     for name, spec in raw.items():
+        try:
+            check_model_name(str(name))
+        except InvalidName as error:
+            raise ScenarioError(f"{path}: models.{name}: {error}") from None
         if not isinstance(spec, dict) or "config" not in spec:
             raise ScenarioError(f"{path}: models.{name}: needs 'config' (a mapping, or a path to a YAML/JSON file)")
         config = spec["config"]

@@ -91,7 +91,7 @@ def test_a_model_that_passes_the_gate_is_deployed_with_capture_scaling_and_a_mon
     cloud.hosting.flush_capture()
     before = capture_files(cloud)  # the smoke test's requests
     sent = serve(cloud, tmp_path, "ordinary.csv")
-    assert sent == {"model": "churn", "rows": 150, "errors": 0}
+    assert sent == {"model": "churn", "file": "ordinary.csv", "rows": 150, "errors": 0, "first_error": None}
     cloud.wait_idle(IDLE_TIMEOUT)
     records = captured(cloud, capture_files(cloud) - before)
     assert sorted(r["captureData"]["endpointInput"]["data"] for r in records) == sorted(sent_rows(tmp_path /

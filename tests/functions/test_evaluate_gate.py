@@ -127,3 +127,35 @@ def test_an_unreadable_evaluation_raises_invalid_evaluation(cloud, gate, body):
 def test_a_payload_off_the_contract_is_refused(cloud, gate):
     with pytest.raises(ValidationError, match="metric.name"):
         gate(load_event("evaluate_gate", "pass.json") | {"metric": {"name": "precision", "threshold": 0.5}})
+
+
+def test_small_data_is_warned_about_in_the_reasons_without_changing_the_decision(cloud, gate):
+    # Given an iris-sized run: 23 test rows, a class seen once (trained on, not in the test rows), and a
+    # class the training split lacks
+    event = load_event("evaluate_gate", "pass.json") | {"metric": {"name": "accuracy", "threshold": 0.8}}
+    document = evaluation({"accuracy": 0.87})
+    document["selfheal"] |= {"problem": "multiclass", "metric": "accuracy", "test_rows": 23, "class_rows": {
+        "setosa": {"train": 35, "test": 8}, "seen-once": {"train": 1, "test": 0}, "late": {"train": 0, "test": 2}}}
+    given_evaluation(cloud, event, document)
+
+    result = gate(event)
+
+    # Then the gate decides as before, and says why its numbers deserve less trust
+    assert result["passed"] is True
+    assert result["reasons"] == [
+        "accuracy 0.87 meets the threshold 0.8 (greater is better)",
+        "no champion to compare with",
+        "warning: only 23 test rows: one row moves accuracy by 0.0435, so these metrics are noisy "
+        "(more data, or a larger split.test, steadies them)",
+        "warning: class 'seen-once' has no test rows: the metrics say nothing about it",
+        "warning: class 'late' has no training rows: the model cannot predict it",
+    ]
+
+
+def test_enough_rows_of_every_class_give_no_warning(cloud, gate):
+    event = load_event("evaluate_gate", "pass.json")
+    document = evaluation({"auc": 0.91})
+    document["selfheal"]["class_rows"] = {"0": {"train": 700, "test": 150}, "1": {"train": 300, "test": 60}}
+    given_evaluation(cloud, event, document)
+
+    assert not [reason for reason in gate(event)["reasons"] if reason.startswith("warning")]

@@ -1,6 +1,7 @@
 """IngestFunction: an upload becomes a dataset (and maybe a run) or is quarantined with its reason."""
 
 import copy
+import gzip
 
 import pytest
 from pydantic import ValidationError
@@ -199,6 +200,56 @@ def test_the_models_own_max_bytes_is_stricter_than_the_deployments(cloud, ingest
     body = churn_csv(60)
 
     assert_quarantined(cloud, ingest(uploaded(cloud, "valid_csv.json", body)), body, "size")
+
+
+def test_a_header_with_stray_spaces_is_quarantined_with_a_hint(cloud, ingest):
+    cloud.put_config(MODEL, CHURN)
+    body = churn_csv(60).replace(b",churned\n", b", churned\n", 1)
+
+    result = ingest(uploaded(cloud, "valid_csv.json", body))
+
+    assert_quarantined(cloud, result, body, "header")
+    assert result["reason"] == ("the target column 'churned' is not in the header "
+                                "(it has ' churned': remove the spaces around the name)")
+
+
+# Gzip-compressed CSV (.csv.gz): read as a stream, checked like its CSV, kept compressed.
+
+
+def gz_event(cloud, body: bytes) -> dict:
+    return uploaded(cloud, "valid_csv.json", body, key="incoming/churn/first.csv.gz")
+
+
+def test_a_gzip_csv_is_accepted_as_its_csv_and_kept_compressed(cloud, ingest):
+    cloud.put_config(MODEL, CHURN)
+    # Two gzip members, as `cat a.gz b.gz` makes: one stream to gunzip
+    text = churn_csv(60)
+    body = gzip.compress(text[:500]) + gzip.compress(text[500:])
+
+    result = ingest(gz_event(cloud, body))
+
+    assert result["status"] == "accepted", result
+    [dataset] = cloud.ledger(MODEL, "DATASET#")
+    assert (dataset["rows"], dataset["columns"], dataset["format"]) == (60, 4, "csv")
+    copy_key = dataset["s3_uri"].removeprefix(f"s3://{BUCKET}/")
+    assert copy_key.endswith("/first.csv.gz")
+    assert gzip.decompress(cloud.s3.get_object(Bucket=BUCKET, Key=copy_key)["Body"].read()) == text
+
+
+@pytest.mark.parametrize(("case", "body", "check"), [
+    ("formula inside", gzip.compress(rows_with(b"1,2,=cmd,yes")), "formula"),
+    ("binary inside", gzip.compress(bytes(range(256)) * 4), "encoding"),
+    ("truncated", gzip.compress(churn_csv(60))[:-30], "format"),
+    ("not gzip", churn_csv(60), "format"),
+    ("expands past the limit", gzip.compress(churn_csv(60) + b"1,2,basic,yes\n" * 20_000), "size"),
+])
+def test_a_bad_gzip_csv_is_quarantined_with_its_reason(cloud, ingest, case, body, check):
+    cloud.put_config(MODEL, {**CHURN, "validation": {"max_bytes": 100_000}})
+    assert len(body) < 100_000
+
+    result = ingest(gz_event(cloud, body))
+
+    assert_quarantined(cloud, result, body, check)
 
 
 @pytest.mark.parametrize(("case", "body", "key", "check"), [

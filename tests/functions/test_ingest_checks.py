@@ -2,6 +2,7 @@
 the bytes or the key, the outcome is a summary or UploadRejected, never another exception."""
 
 import contextlib
+import gzip
 import io
 import struct
 
@@ -20,6 +21,7 @@ from upload_checks import (
     MAX_KEY_BYTES,
     check_csv,
     check_parquet,
+    gunzip,
     ignore_reason,
     parse_upload_key,
     quarantine_names,
@@ -184,3 +186,38 @@ def test_any_key_parses_to_a_safe_upload_or_a_named_rejection(key):
     model, file = quarantine_names(key)
     assert model == "_invalid" or MODEL_NAME.fullmatch(model)
     assert file and "/" not in file and ".." not in file and file.isprintable()
+
+
+def test_gzip_is_read_as_a_stream_of_bounded_pieces_whatever_the_chunking():
+    text = churn_csv(500)
+    data = gzip.compress(text[:1000]) + gzip.compress(text[1000:])  # two members
+    for size in (1, 7, 64, 10_000):
+        pieces = list(gunzip(chunked(data, size), limit=len(text)))
+        assert b"".join(pieces) == text
+    bomb = gzip.compress(b"0" * 50_000_000)
+    with pytest.raises(UploadRejected) as caught:
+        for piece in gunzip([bomb], limit=10_000_000):
+            assert len(piece) <= 1024 * 1024
+    assert caught.value.check == "size"
+
+
+@pytest.mark.parametrize("key", ["incoming/churn/a.csv.gz", "incoming/churn/A.CSV.GZ"])
+def test_a_gzip_csv_key_is_csv_with_gzip_compression(key):
+    parsed = parse_upload_key(key)
+    assert (parsed.format, parsed.compression) == ("csv", "gzip")
+
+
+def test_a_gzip_file_named_csv_is_told_to_be_named_csv_gz():
+    with pytest.raises(UploadRejected) as caught:
+        check_csv([gzip.compress(churn_csv(60))], CONFIG)
+    assert caught.value.reason == "the file looks like gzip, not CSV text: name it .csv.gz"
+
+
+@pytest.mark.parametrize(("header", "hint"), [
+    (b"tenure, monthly_charges, plan, churned", "(it has ' churned': remove the spaces around the name)"),
+    (b"tenure,monthly_charges,plan,Churned", "(it has 'Churned': column names are case-sensitive)"),
+])
+def test_a_target_missed_by_spaces_or_case_gets_a_hint(header, hint):
+    with pytest.raises(UploadRejected) as caught:
+        check_csv([header + b"\n" + b"1,2,basic,yes\n" * 60], CONFIG)
+    assert caught.value.reason == f"the target column 'churned' is not in the header {hint}"

@@ -111,6 +111,13 @@ def test_the_run_is_described_for_the_gate(binary_model, binary_evaluation) -> N
     assert (selfheal["metric"], selfheal["greater_is_better"]) == ("auc", True)
     assert selfheal["test_rows"] == len(binary_model.test_rows)
     assert selfheal["test_sha256"] == hashlib.sha256(test_file.read_bytes()).hexdigest()
+    # Each class's rows in the training split and in the test rows, for the gate's small-data warnings
+    labels = json.loads(binary_model.prep.output("transform", "transform.json").read_text())["labels"]
+    train = pd.read_csv(binary_model.prep.output("train", "train.csv"), header=None)[0].map(dict(enumerate(labels)))
+    test = binary_model.test_rows["churned"]
+    assert selfheal["class_rows"] == {
+        str(label): {"train": int((train == label).sum()), "test": int((test == label).sum())} for label in labels}
+    assert all(counts["train"] and counts["test"] for counts in selfheal["class_rows"].values())
 
 
 def test_the_quality_monitor_gets_the_models_classes_features_and_score_calibration(binary_model,

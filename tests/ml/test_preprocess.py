@@ -101,10 +101,11 @@ def test_baseline_describes_the_raw_training_features_without_the_target(binary_
     assert [feature["name"] for feature in constraints["features"]] == features
 
 
-def test_the_split_is_seeded(multiclass_model, sandbox) -> None:
-    # Given the same uploads and config again
+@pytest.mark.parametrize("name", ["upload.csv", "upload.csv.gz"])
+def test_the_split_is_seeded(multiclass_model, sandbox, name) -> None:
+    # Given the same uploads and config again (a .csv.gz upload is its CSV, gzip-compressed)
     sandbox.write_json(sandbox.input("config", "config.json"), multiclass_model.config)
-    upload = sandbox.input("data", "upload.csv")
+    upload = sandbox.input("data", name)
     upload.parent.mkdir(parents=True)
     multiclass_model.data.to_csv(upload, index=False)
     # When Preprocess runs a second time
@@ -122,3 +123,39 @@ def test_a_target_missing_from_the_data_fails_the_job_with_a_clear_message(sandb
     run = sandbox.process("preprocess.py", check=False)
     assert run.returncode != 0
     assert "target column 'revenue' is not in the data" in run.stderr
+
+
+def iris_like(rare: dict[str, int]) -> pd.DataFrame:
+    """150 rows of three classes, plus a few rows of rare classes (a class seen once, twice)."""
+    labels = ["setosa"] * 50 + ["versicolor"] * 50 + ["virginica"] * 50
+    labels += [name for name, count in rare.items() for _ in range(count)]
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({"width": rng.normal(size=len(labels)), "species": labels})
+
+
+def test_a_class_too_rare_for_every_split_is_trained_on_and_the_rest_stay_stratified() -> None:
+    from preprocess import DEFAULT_SPLIT, split
+
+    # Given a class seen once and one seen twice among three common ones
+    frame = iris_like({"seen-once": 1, "seen-twice": 2})
+    # When it is split for classification
+    parts = split(frame, "species", "multiclass", DEFAULT_SPLIT)
+    # Then the rare classes are whole in training (never only in the test rows), every row is used once
+    counts = {name: part["species"].value_counts().to_dict() for name, part in parts.items()}
+    assert counts["train"]["seen-once"] == 1 and counts["train"]["seen-twice"] == 2
+    assert "seen-once" not in counts["test"] and "seen-twice" not in counts["test"]
+    assert sum(len(part) for part in parts.values()) == len(frame)
+    # And the common classes are stratified: equal shares in the test rows, to a row
+    common = [counts["test"][name] for name in ("setosa", "versicolor", "virginica")]
+    assert max(common) - min(common) <= 1 and sum(common) == len(parts["test"])
+    # And the same input splits the same way again
+    again = split(frame, "species", "multiclass", DEFAULT_SPLIT)
+    assert all(again[name].index.equals(part.index) for name, part in parts.items())
+
+
+def test_the_transform_records_the_training_rows_of_every_class() -> None:
+    frame = iris_like({"seen-once": 1})
+    transform = FeatureTransform.fit(frame[frame["species"] != "seen-once"], "species", "multiclass",
+                                     labels=sorted(frame["species"].unique()))
+    assert transform.label_rows == {"seen-once": 0, "setosa": 50, "versicolor": 50, "virginica": 50}
+    assert FeatureTransform.from_dict(transform.to_dict()).label_rows == transform.label_rows

@@ -27,7 +27,8 @@ EVENTS = ROOT / "events"
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-BUCKET = f"selfheal-data-{ACCOUNT}-{REGION}"
+# The local stack's data bucket, which the sample events in events/ name (selfheal local invoke runs them there).
+BUCKET = "selfheal-local-databucket"
 TABLE = "selfheal-ledger"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:selfheal-notifications"
 PIPELINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:selfheal-training-pipeline"

@@ -33,7 +33,7 @@ def test_every_sample_event_parses_into_its_model(path):
 def test_the_s3_event_exposes_bucket_key_version_and_size():
     event = S3ObjectCreatedEvent.model_validate(json.loads((EVENTS / "ingest" / "valid_csv.json").read_text()))
 
-    assert event.detail.bucket.name == "selfheal-data-123456789012-us-east-1"
+    assert event.detail.bucket.name == "selfheal-local-databucket"
     assert event.detail.object.key == "incoming/churn/first.csv"
     assert event.detail.object.version_id and event.detail.object.size == 21874
 

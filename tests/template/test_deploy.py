@@ -156,7 +156,7 @@ def test_dry_run_prints_the_plan_and_calls_no_aws(tmp_path, ml_dir, capsys, monk
     assert f"code/{version}/sourcedir.tar.gz" in out
 
 
-def test_a_missing_environment_fails_with_a_message(tmp_path, ml_dir, capsys):
+def test_a_missing_environment_is_bad_input_refused_with_a_message(tmp_path, ml_dir, capsys):
     (tmp_path / "samconfig.toml").write_text((ROOT / "samconfig.toml").read_text())
-    assert deploy.main(["--env", "qa", "--dry-run", "--root", str(tmp_path)]) == 1
+    assert deploy.main(["--env", "qa", "--dry-run", "--root", str(tmp_path)]) == 2
     assert "no environment 'qa'" in capsys.readouterr().err

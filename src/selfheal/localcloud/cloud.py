@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 import yaml
 from moto import mock_aws
+from moto.s3.models import s3_backends
 
 from .. import iam
 from ..code import code_version, publish_code
@@ -77,7 +78,8 @@ class LocalCloud:
                  parameters: dict[str, str] | None = None, stack_name: str = "selfheal-local",
                  concurrency_quota: int = DEFAULT_CONCURRENCY_QUOTA) -> None:
         self.root = root
-        self.work_dir = Path(work_dir)
+        # Job processes run with their sandbox as working directory: a relative path would double.
+        self.work_dir = Path(work_dir).resolve()
         self.time_scale = time_scale
         self.concurrency_quota = concurrency_quota
         self.template = Template.load(root / "template.yaml", stack_name,
@@ -225,6 +227,14 @@ class LocalCloud:
         sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
                                        ApprovalDescription="approved by selfheal local run")
         return arn
+
+    def seed_object(self, key: str, body: bytes, version_id: str | None = None) -> None:
+        """An object that was in the data bucket before the scene starts: no Object Created event is
+        sent for it, and it has the version id an event names (S3 picks version ids on upload; this
+        stands in for an upload made earlier, so a sample event can be run exactly as written)."""
+        obj = s3_backends[ACCOUNT_ID]["aws"].put_object(self.bucket, key, body, disable_notification=True)
+        if version_id is not None:
+            obj._version_id = version_id  # moto 5.2.5: FakeKey.version_id reads it
 
     def invoke(self, function: str, event: Any) -> Any:
         """Invoke a template function synchronously (the Docker-free `sam local invoke`)."""

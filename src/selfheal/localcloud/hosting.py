@@ -353,7 +353,7 @@ class HostingService:
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:
             tar.extractall(target, filter="data")
         program = container.get("Environment", {}).get("SAGEMAKER_PROGRAM", "inference.py")
-        module = _import_isolated(target / program, f"selfheal_serving_{model_name.replace('-', '_')}")
+        module = import_isolated(target / program, f"selfheal_serving_{model_name.replace('-', '_')}")
         return LoadedModel(model_name, module, module.model_fn(str(target)))
 
     # -- invocations -------------------------------------------------------------------------------------------
@@ -422,7 +422,7 @@ def _captured(data: bytes, content_type: str, mode: str) -> dict[str, str]:
     return {"observedContentType": content_type, "mode": mode, "data": payload, "encoding": encoding or "BASE64"}
 
 
-def _import_isolated(path: Path, module_name: str) -> ModuleType:
+def import_isolated(path: Path, module_name: str) -> ModuleType:
     """Import a model's inference script with its own sibling modules (features.py), not another model's."""
     siblings = {p.stem for p in path.parent.glob("*.py")}
     saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name in siblings}

@@ -1,0 +1,48 @@
+"""The local cloud as a library caller uses it: paths, the process environment, and the report of what
+IngestFunction quarantined, whatever model folder an upload landed in."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from selfheal.html_report import render_html
+from selfheal.localcloud import LocalCloud
+from selfheal.runner import STATEMACHINES
+
+from .conftest import IDLE_TIMEOUT, report
+
+
+def test_a_relative_work_dir_is_resolved_once_against_the_working_directory(tmp_path, monkeypatch):
+    # Job processes run inside their sandbox: a relative path handed to them would double
+    monkeypatch.chdir(tmp_path)
+    cloud = LocalCloud(Path("out/cloud"))
+    assert cloud.work_dir == tmp_path / "out" / "cloud"
+    assert cloud.jobs._work_dir == tmp_path / "out" / "cloud"
+
+
+def test_an_invoke_never_removes_a_variable_every_function_has_from_the_process(cloud):
+    # Another thread may be iterating os.environ (botocore does, making a client) while a function runs;
+    # a key removed meanwhile is a KeyError there.
+    shared = set.intersection(*(set(spec.environment) for spec in cloud.functions()))
+    assert {"DATA_BUCKET", "LEDGER_TABLE", "AWS_LAMBDA_FUNCTION_NAME"} <= shared
+    cloud.invoke("PrepareMonitorFunction", {"model": "churn", "execution": "monitor-churn-0123456789ab"})
+    assert shared <= set(os.environ)
+
+
+def test_every_quarantined_upload_is_reported_known_model_or_not(cloud, churn_csv):
+    # Given uploads into a folder that is no model name, and one for a model with no configuration
+    for model in ("churn_v2", "fraud"):
+        cloud.upload(model, churn_csv)
+    cloud.wait_idle(IDLE_TIMEOUT)
+    # When the report is read for the scenario's models
+    result = report(cloud, "churn")
+    # Then both refused uploads are in it with IngestFunction's reason, and the page shows them
+    refused = {q["key"]: q for q in result["quarantined"]}
+    assert set(refused) == {"incoming/churn_v2/churn.csv", "incoming/fraud/churn.csv"}
+    assert refused["incoming/churn_v2/churn.csv"]["reason"].startswith("model folder 'churn_v2' is not a model name")
+    assert refused["incoming/fraud/churn.csv"]["reason"] == (
+        "unknown model 'fraud': no configuration at config/fraud.yaml")
+    page = render_html(result | {"problems": []}, STATEMACHINES)
+    assert "incoming/churn_v2/churn.csv" in page and "incoming/fraud/churn.csv" in page
+    assert "2 quarantined uploads" in page
