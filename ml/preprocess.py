@@ -1,10 +1,13 @@
 """Preprocess job (SageMaker scikit-learn processing container).
 
-Inputs  <OPT_ML>/processing/input/config/config.json   the run's model configuration (target, problem, split)
+Inputs  <OPT_ML>/processing/input/config/config.json   the run's model configuration (target, problem, split),
+                                                     and holdout_datasets: the labelled traffic among the data
         <OPT_ML>/processing/input/data/**/*.csv|parquet every dataset of the training window (with headers)
 Outputs <OPT_ML>/processing/output/
         train/train.csv, validation/validation.csv   encoded, no header, target first, all numeric
-        test/test.csv                                raw held-out rows, header, every original column
+        test/test.csv                                raw held-out rows, header, every original column: the
+                                                     newest labelled traffic when the run has some, so the
+                                                     challenger and the champion are judged on what matters now
         transform/transform.json                     the feature transform fitted on train only
         baseline/statistics.json, constraints.json   Model Monitor baseline of the raw training features
 """
@@ -36,6 +39,8 @@ DEFAULT_SPLIT = {"validation": 0.15, "test": 0.15, "seed": 42}
 DATA_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MIN_ROWS = 10
 SPLIT_PARTS = ("train", "validation", "test")
+HOLDOUT_MIN_ROWS = 20  # labelled traffic smaller than this is split like any other data
+HOLDOUT_FLOOR = 50  # the newest rows tested: the split's test share of them, and at least this many (or half)
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -69,19 +74,24 @@ def data_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_data(folder: Path) -> pd.DataFrame:
-    frames = [
-        pd.read_parquet(path) if data_format(path) == "parquet" else pd.read_csv(path, low_memory=False)
-        for path in data_files(folder)
-    ]
-    return pd.concat(frames, ignore_index=True, sort=False)
+def read_data(folder: Path, holdout: set[str] | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Every dataset as one frame, in file order (labelled traffic oldest first), and which rows are the
+    labelled traffic (files named by their path under `folder` in `holdout`)."""
+    holdout = holdout or set()
+    frames, recent = [], []
+    for path in data_files(folder):
+        frame = pd.read_parquet(path) if data_format(path) == "parquet" else pd.read_csv(path, low_memory=False)
+        frames.append(frame)
+        recent.append(np.full(len(frame), path.relative_to(folder).as_posix() in holdout))
+    return pd.concat(frames, ignore_index=True, sort=False), pd.Series(np.concatenate(recent), dtype=bool)
 
 
 def labelled_rows(frame: pd.DataFrame, target: str, problem: str) -> pd.DataFrame:
-    """Rows with a target; integral float class labels (ints widened by missing values) back to ints."""
+    """Rows with a target (in their order, index kept); integral float class labels (ints widened by missing
+    values) back to ints."""
     if target not in frame.columns:
         raise ValueError(f"target column '{target}' is not in the data (columns: {', '.join(map(str, frame.columns))})")
-    rows = frame[frame[target].notna()].reset_index(drop=True)
+    rows = frame[frame[target].notna()].copy()
     labels = rows[target]
     if problem != "regression" and pd.api.types.is_float_dtype(labels) and np.all(np.mod(labels, 1) == 0):
         rows[target] = labels.astype(np.int64)
@@ -111,24 +121,35 @@ def _rare_rows(frame: pd.DataFrame, target: str, problem: str) -> pd.Series:
     return rare if (~rare).sum() >= MIN_ROWS else pd.Series(False, index=frame.index)
 
 
-def split(frame: pd.DataFrame, target: str, problem: str, settings: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """train/validation/test, deterministic by the seed; stratified by class for classification."""
+def split(frame: pd.DataFrame, target: str, problem: str, settings: dict[str, Any],
+          recent: pd.Series | None = None) -> dict[str, pd.DataFrame]:
+    """train/validation/test, deterministic by the seed; stratified by class for classification. With enough
+    labelled traffic (`recent` rows), the test rows are its newest, and everything else is trained on."""
+    if recent is not None and int(recent.loc[frame.index].sum()) >= HOLDOUT_MIN_ROWS:
+        newest = frame.index[recent.loc[frame.index].to_numpy()]
+        count = max(math.ceil(settings["test"] * len(newest)), min(HOLDOUT_FLOOR, len(newest) // 2))
+        test = frame.loc[newest[-count:]]
+        return _train_validation(frame.drop(index=test.index), target, problem, settings,
+                                 settings["validation"]) | {"test": test}
     seed, test_share = settings["seed"], settings["test"]
     rare = _rare_rows(frame, target, problem)
     common = frame[~rare]
     rest, test = train_test_split(
         common, test_size=test_share, random_state=seed, stratify=_stratify(common, target, problem, test_share)
     )
-    validation_share = settings["validation"] / (1 - test_share)
-    train, validation = train_test_split(
-        rest,
-        test_size=validation_share,
-        random_state=seed,
-        stratify=_stratify(rest, target, problem, validation_share),
-    )
+    parts = _train_validation(rest, target, problem, settings, settings["validation"] / (1 - test_share))
     if rare.any():
-        train = pd.concat([train, frame[rare]])
-    return {"train": train, "validation": validation, "test": test}
+        parts["train"] = pd.concat([parts["train"], frame[rare]])
+    return parts | {"test": test}
+
+
+def _train_validation(rows: pd.DataFrame, target: str, problem: str, settings: dict[str, Any],
+                      validation_share: float) -> dict[str, pd.DataFrame]:
+    train, validation = train_test_split(
+        rows, test_size=validation_share, random_state=settings["seed"],
+        stratify=_stratify(rows, target, problem, validation_share),
+    )
+    return {"train": train, "validation": validation}
 
 
 def write_encoded(path: Path, transform: FeatureTransform, rows: pd.DataFrame) -> None:
@@ -146,9 +167,9 @@ def main() -> None:
     config = read_config(INPUT / "config" / "config.json")
     target, problem = config["target"], config["problem"]
     settings = split_settings(config)
-    raw = read_data(INPUT / "data")
+    raw, recent = read_data(INPUT / "data", set(config.get("holdout_datasets") or []))
     frame = labelled_rows(raw, target, problem)
-    parts = split(frame, target, problem, settings)
+    parts = split(frame, target, problem, settings, recent)
     # The class set comes from every labelled row, so a rare class is known even if train lacks it.
     labels = class_labels(frame[target]) if problem != "regression" else None
     transform = FeatureTransform.fit(parts["train"], target, problem, labels=labels)

@@ -159,3 +159,26 @@ def test_the_transform_records_the_training_rows_of_every_class() -> None:
                                      labels=sorted(frame["species"].unique()))
     assert transform.label_rows == {"seen-once": 0, "setosa": 50, "versicolor": 50, "virginica": 50}
     assert FeatureTransform.from_dict(transform.to_dict()).label_rows == transform.label_rows
+
+
+def test_with_labelled_traffic_the_test_rows_are_its_newest_and_the_rest_is_trained_on(tmp_path) -> None:
+    from preprocess import DEFAULT_SPLIT, read_data, split
+
+    # Given an upload and, in a file of its own, labelled traffic oldest first
+    data = tmp_path / "data"
+    (data / "datasets/churn/20260101T000000000000Z").mkdir(parents=True)
+    (data / "datasets/churn/20260201T000000000000Z").mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    upload = pd.DataFrame({"x": rng.normal(size=300), "y": rng.choice(["a", "b"], 300), "t": -1})
+    traffic = pd.DataFrame({"x": rng.normal(size=120), "y": rng.choice(["a", "b"], 120), "t": np.arange(120)})
+    upload.to_csv(data / "datasets/churn/20260101T000000000000Z/first.csv", index=False)
+    traffic.to_csv(data / "datasets/churn/20260201T000000000000Z/labelled_traffic.csv", index=False)
+    # When Preprocess reads them with the run's holdout_datasets and splits
+    frame, recent = read_data(data, {"datasets/churn/20260201T000000000000Z/labelled_traffic.csv"})
+    parts = split(frame, "y", "binary", DEFAULT_SPLIT, recent)
+    # Then the test rows are the newest labelled traffic (at least 50 of it), and every other row is trained on
+    assert list(parts["test"]["t"]) == list(range(70, 120))
+    assert sorted(pd.concat([parts["train"], parts["validation"]])["t"]) == [-1] * 300 + list(range(70))
+    # And too little labelled traffic is split like any other data
+    few = recent & (frame["t"] >= 110)
+    assert (split(frame[~recent | few], "y", "binary", DEFAULT_SPLIT, few)["test"]["t"] < 110).any()
