@@ -1,8 +1,9 @@
 """The Gate: does the challenger earn registration?
 
-It passes only when the configured metric meets the threshold and, when a champion was scored,
-beats the champion by at least min_improvement. Both were scored by Evaluate on the same held-out
-rows (one evaluation.json), so the comparison is fair by construction. A missing or non-finite
+It passes only when the configured metric meets the threshold and, when a champion was scored, beats
+the champion: strictly (a tie keeps the champion), and by at least min_improvement when that is set.
+Both were scored by Evaluate on the same held-out rows (one evaluation.json), so the comparison is fair
+by construction. A missing or non-finite
 metric fails the gate. The reasons say why, either way, and warn when the data was too small for
 the metrics to be trusted (few test rows, a class the model never trained on or the test never saw):
 warnings, not rejections, since the threshold already judges the metric itself."""
@@ -115,6 +116,10 @@ def _beats_champion(metric: Metric, value: float, champion: dict[str, float | No
         reasons.append(f"the champion's {metric.name} is missing or not a finite number: cannot compare")
         return False
     improvement = value - best if metric.greater_is_better else best - value
+    if improvement <= _TOLERANCE:  # a tie keeps the champion: a retrain must earn its rollout
+        reasons.append(f"{metric.name} {value:.6g} is no better than the champion's {best:.6g} on the same test "
+                       "rows: the champion keeps serving")
+        return False
     if improvement + _TOLERANCE >= metric.min_improvement:
         reasons.append(f"{metric.name} {value:.6g} beats the champion's {best:.6g} by {improvement:.6g} "
                        f"(min_improvement {metric.min_improvement:.6g}), on the same test rows")

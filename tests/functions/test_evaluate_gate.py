@@ -72,7 +72,9 @@ def test_sample_event(cloud, gate, name):
     ({"name": "logloss", "threshold": 0.4, "min_improvement": 0.02}, {"logloss": 0.30}, {"logloss": 0.33}, True),
     ({"name": "logloss", "threshold": 0.4, "min_improvement": 0.02}, {"logloss": 0.32}, {"logloss": 0.33}, False),
     ({"name": "auc", "threshold": 0.7, "min_improvement": 0.03}, {"auc": 0.91}, {"auc": 0.88}, True),
-    ({"name": "auc", "threshold": 0.7}, {"auc": 0.88}, {"auc": 0.88}, True),
+    ({"name": "auc", "threshold": 0.7}, {"auc": 0.88}, {"auc": 0.88}, False),  # a tie keeps the champion
+    ({"name": "auc", "threshold": 0.7}, {"auc": 0.8801}, {"auc": 0.88}, True),
+    ({"name": "logloss", "threshold": 0.4}, {"logloss": 0.33}, {"logloss": 0.33}, False),
     ({"name": "auc", "threshold": 0.7}, {"auc": 0.87}, {"auc": 0.88}, False),
     ({"name": "auc", "threshold": 0.7}, {"auc": 0.9}, {"auc": None}, False),
     ({"name": "auc", "threshold": 0.7}, {"auc": "NaN"}, None, False),
@@ -87,6 +89,16 @@ def test_the_gate_is_direction_aware_and_compares_with_the_champion(cloud, gate,
 
     assert result["passed"] is passed, result["reasons"]
     assert result["reasons"]
+
+
+def test_a_retrain_that_only_ties_the_champion_is_not_rolled_out_and_says_so(cloud, gate):
+    # Given a retrain on unchanged data: the same AUC as the champion, to the last digit
+    event = load_event("evaluate_gate", "pass.json") | {"metric": {"name": "auc", "threshold": 0.75}}
+    given_evaluation(cloud, event, evaluation({"auc": 0.773331}, {"auc": 0.773331}))
+    # Then the gate rejects it: nothing would be gained by a rollout
+    result = gate(event)
+    assert result["passed"] is False
+    assert any("no better than the champion's 0.773331" in reason for reason in result["reasons"])
 
 
 def test_non_finite_metrics_come_back_as_null_not_nan(cloud, gate):
