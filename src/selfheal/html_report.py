@@ -21,7 +21,7 @@ DEFAULT_DRIFT_THRESHOLD = 0.1  # Model Monitor's default for baseline drift
 LOWER_IS_BETTER = {"logloss", "rmse", "mae"}
 SEVERITY: tuple[Status, ...] = ("failed", "running", "caught", "succeeded")
 SECTIONS = (("timeline", "Timeline"), ("executions", "Executions"), ("gate", "Gate metrics"), ("drift", "Drift"),
-            ("serving", "Serving"), ("ledger", "Ledger"))
+            ("quality", "Model quality"), ("serving", "Serving"), ("ledger", "Ledger"))
 
 
 def write_html(report: dict[str, Any], out_path: Path, statemachines_dir: Path) -> Path:
@@ -35,7 +35,8 @@ def render_html(report: dict[str, Any], statemachines_dir: Path) -> str:
     blocks = [execution_block(index, e, graphs.get(e.get("state_machine", ""))) for index, e in enumerate(executions)]
     return render_page("report.html.j2", "report.js", "report.css", report=report, sections=SECTIONS,
                        summary=header_facts(report), timeline=timeline(executions), executions=blocks,
-                       gate=gate_charts(report), drift=drift_cards(report), serving=serving(report),
+                       gate=gate_charts(report), drift=drift_cards(report), quality=quality_charts(report),
+                       serving=serving(report),
                        steps=[step_data(e, b) for e, b in zip(executions, blocks, strict=True)]) + "\n"
 
 
@@ -94,10 +95,11 @@ def header_facts(report: dict[str, Any]) -> list[str]:
     decisions = {d: sum(1 for r in runs if r.get("decision") == d) for d in ("deployed", "registered", "rejected",
                                                                             "failed")}
     monitoring = report.get("monitoring") or []
-    violations = sum(1 for m in monitoring if m.get("violations"))
+    executions = {m.get("execution") for m in monitoring}
+    violations = len({m.get("execution") for m in monitoring if m.get("violations")})
     return [f"{len(runs)} runs ({', '.join(f'{n} {d}' for d, n in decisions.items() if n) or 'none'})",
             f"{len(report.get('quarantined') or [])} quarantined uploads",
-            f"{len(monitoring)} monitoring runs ({violations} with violations)"]
+            f"{len(executions)} monitoring runs ({violations} with violations)"]
 
 
 def timeline(executions: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -211,7 +213,8 @@ def _configured_drift_thresholds(report: dict[str, Any]) -> dict[str, float]:
 
 def drift_cards(report: dict[str, Any]) -> list[dict[str, Any]]:
     configured = _configured_drift_thresholds(report)
-    return [_drift_card(item, configured.get(item.get("model") or "")) for item in report.get("monitoring") or []]
+    return [_drift_card(item, configured.get(item.get("model") or "")) for item in report.get("monitoring") or []
+            if item.get("kind", "data") == "data"]
 
 
 def _drift_card(item: dict[str, Any], configured: float | None) -> dict[str, Any]:
@@ -233,6 +236,47 @@ def _drift_card(item: dict[str, Any], configured: float | None) -> dict[str, Any
     return {"item": item, "threshold": threshold, "note": note, "css": css, "violations": violations, "bars": bars,
             "label_w": label_w, "scale": scale, "row_h": row_h, "height": 30 + len(values) * row_h,
             "width": label_w + plot_w + 50, "flagged": bool(violations) or item.get("status") == "Failed"}
+
+
+def quality_charts(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per model: the configured metric of each quality analysis, realized (from labels) and estimated (from the
+    model's own scores), against the threshold; and what each execution decided, and why."""
+    charts = []
+    checks = [m for m in report.get("monitoring") or [] if m.get("kind") == "model_quality"]
+    for model in dict.fromkeys(m.get("model") for m in checks):
+        entries = [m for m in checks if m.get("model") == model]
+        name = next((m["metric"] for m in entries if m.get("metric")), None)
+        if name is None:
+            continue
+        realized = [_finite((m.get("metrics") or {}).get(name)) for m in entries]
+        estimated = [_finite((m.get("estimated") or {}).get(name)) for m in entries]
+        threshold = next((_finite(m.get("threshold")) for m in entries if _finite(m.get("threshold")) is not None),
+                         None)
+        charts.append({"model": model, "name": name, "entries": entries, "threshold": threshold}
+                      | _series_geometry(realized, estimated, threshold, [m.get("action") for m in entries]))
+    return charts
+
+
+def _series_geometry(realized: list[float | None], estimated: list[float | None], threshold: float | None,
+                     actions: list[Any]) -> dict[str, Any]:
+    w, h, left, right, top, bottom = 720.0, 220.0, 56.0, 150.0, 16.0, 40.0
+    values = [v for v in realized + estimated + [threshold] if v is not None]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = (high - low) * 0.15 or 0.05
+    low, high = low - pad, high + pad
+    step_x = (w - left - right) / max(len(realized), 1)
+
+    def y(v: float | None) -> float | None:
+        return None if v is None else top + (high - v) / (high - low) * (h - top - bottom)
+
+    points = [{"x": left + step_x * (i + 0.5), "realized": r, "estimated": e, "y_realized": y(r),
+               "y_estimated": y(e), "action": actions[i]} for i, (r, e) in enumerate(zip(realized, estimated,
+                                                                                         strict=True))]
+    return {"w": w, "h": h, "left": left, "right": w - right, "floor": h - bottom, "points": points,
+            "y_threshold": y(threshold), "ticks": [(tick, y(tick)) for tick in ticks(low, high)],
+            "top_y": y(high), "bottom_y": y(low),
+            "realized_line": [(p["x"], p["y_realized"]) for p in points if p["y_realized"] is not None],
+            "estimated_line": [(p["x"], p["y_estimated"]) for p in points if p["y_estimated"] is not None]}
 
 
 def serving(report: dict[str, Any]) -> list[dict[str, Any]]:

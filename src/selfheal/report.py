@@ -230,21 +230,35 @@ def endpoints(cloud: LocalCloud, models: list[str]) -> dict[str, Any]:
 
 
 def monitoring(cloud: LocalCloud, models: list[str]) -> list[dict[str, Any]]:
+    """One entry per analysis of each monitoring execution: its drift analysis (kind data) and its
+    model-quality analysis (kind model_quality), each with the execution's decision."""
     found = []
     for model in models:
         for item in ledger_items(cloud, model, "MONITOR#"):
-            found.append({
-                "model": model,
-                "execution": item.get("execution"),
-                "status": item.get("status"),
-                "violations": [{"feature_name": v.get("feature_name"),
-                                "constraint_check_type": v.get("constraint_check_type")}
-                               for v in item.get("violations", [])],
-                "action": item.get("action"),
-                "reason": item.get("reason"),
-                "run_id": item.get("run_id"),
-                "drift": item.get("drift", {}),
-                "threshold": item.get("threshold"),
-                "rows": item.get("rows"),
-            })
+            decided = {"model": model, "execution": item.get("execution"), "action": item.get("action"),
+                       "reason": item.get("reason"), "run_id": item.get("run_id")}
+            quality = item.get("quality")
+            if not quality or item.get("rows") is not None or item.get("violations"):
+                found.append(decided | _data_entry(item))
+            if quality:
+                found.append(decided | _quality_entry(item, quality))
     return found
+
+
+def _data_entry(item: dict[str, Any]) -> dict[str, Any]:
+    violations = [{"feature_name": v.get("feature_name"), "constraint_check_type": v.get("constraint_check_type")}
+                  for v in item.get("violations", [])]
+    status = item.get("status") if item.get("status") == "Failed" or not item.get("quality") else (
+        "CompletedWithViolations" if violations else "Completed")
+    return {"kind": "data", "status": status, "violations": violations, "metrics": {}, "estimated": {},
+            "labels": {}, "drift": item.get("drift", {}), "threshold": item.get("threshold"), "rows": item.get("rows")}
+
+
+def _quality_entry(item: dict[str, Any], quality: dict[str, Any]) -> dict[str, Any]:
+    violations = [{"feature_name": v.get("metric_name"), "metric_name": v.get("metric_name"),
+                   "constraint_check_type": v.get("constraint_check_type")} for v in quality.get("violations", [])]
+    return {"kind": "model_quality", "status": "CompletedWithViolations" if violations else "Completed",
+            "violations": violations, "metric": quality.get("metric"), "threshold": quality.get("threshold"),
+            "metrics": quality.get("metrics") or {}, "estimated": quality.get("estimated") or {},
+            "labels": quality.get("labels") or {}, "estimation": quality.get("estimation"),
+            "at": item.get("at")}

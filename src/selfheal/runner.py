@@ -23,7 +23,7 @@ from .html_report import write_html
 from .localcloud import LocalCloud
 from .localcloud.cloud import REPO_ROOT, IdleTimeout
 from .report import build_report, endpoint_name, executions, failure_of, ledger_kind, one_line, problems
-from .scenario import Scenario, Step
+from .scenario import INFERENCE_ID, Scenario, Step
 
 Print = Callable[[str], None]
 STEP_TIMEOUT_SECONDS = 900
@@ -77,6 +77,10 @@ def run_step(cloud: LocalCloud, step: Step, scenario: Scenario, traffic: list[di
         cloud.start_monitoring(step.model)
     elif step.kind == "approve":
         cloud.approve_latest(step.model)
+    elif step.kind == "labels":
+        assert step.file is not None
+        key, count = send_labels(cloud, step.model, step.file, str(scenario.models[step.model].get("target")))
+        echo(f"  labels {step.model}: {count} written to {key}")
 
 
 class Seen:
@@ -110,20 +114,31 @@ def describe_upload(item: dict[str, Any]) -> str:
 
 
 def send_traffic(cloud: LocalCloud, model: str, path: Path, target: str | None) -> dict[str, Any]:
-    """Send each row to the model's endpoint as a client would: one CSV record per request, no header."""
+    """Send each row to the model's endpoint as a client would: one CSV record per request, no header; an
+    inference_id column names each request (InvokeEndpoint's InferenceId), never a feature."""
     frame = read_table(path)
     if target in frame.columns:
         frame = frame.drop(columns=[target])
+    ids = frame.pop(INFERENCE_ID).astype(str).tolist() if INFERENCE_ID in frame.columns else [None] * len(frame)
     runtime = cloud.client("sagemaker-runtime")
     errors, first_error = 0, None
-    for body in request_bodies(frame):
+    for body, inference_id in zip(request_bodies(frame), ids, strict=True):
         try:
             runtime.invoke_endpoint(EndpointName=endpoint_name(model), ContentType="text/csv", Accept="text/csv",
-                                    Body=body)
+                                    Body=body, **({"InferenceId": inference_id} if inference_id else {}))
         except ClientError as error:
             errors += 1
             first_error = first_error or str(error)
     return {"model": model, "file": path.name, "rows": len(frame), "errors": errors, "first_error": first_error}
+
+
+def send_labels(cloud: LocalCloud, model: str, path: Path, target: str) -> tuple[str, int]:
+    """Write a labels file to ground-truth/<model>/ in SageMaker's ground-truth format, as a labelling
+    process would: one record per request id, the label as CSV text."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    records = [{"groundTruthData": {"data": label, "encoding": "CSV"}, "eventMetadata": {"eventId": inference_id},
+                "eventVersion": "0"} for inference_id, label in zip(frame[INFERENCE_ID], frame[target], strict=True)]
+    return cloud.put_ground_truth(model, records), len(records)
 
 
 def request_bodies(frame: pd.DataFrame) -> Iterator[bytes]:

@@ -5,8 +5,9 @@ models:
   churn: {config: {target: churned, problem: binary, metric: {name: auc, threshold: 0.75}}}
 steps:
   - upload: {model: churn, file: data/first.csv}
-  - traffic: {model: churn, file: data/requests.csv}
+  - traffic: {model: churn, file: data/requests.csv}   # an inference_id column is sent as the InferenceId
   - monitor: {model: churn}
+  - labels: {model: churn, file: data/labels.csv}      # inference_id and the target: ground truth arrives
 faults:                      # optional: failures the local cloud injects, as AWS reports them
   - {target: "job:training", kind: capacity, times: 1}
 ```
@@ -17,6 +18,7 @@ incoming/<model>/, faults by the local cloud's own catalogue.
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,9 @@ STEP_FIELDS = {
     "traffic": {"model", "file"},
     "monitor": {"model"},
     "approve": {"model"},
+    "labels": {"model", "file"},
 }
+INFERENCE_ID = "inference_id"  # a traffic or labels file's column naming each request (InvokeEndpoint's InferenceId)
 
 
 class ScenarioError(ValueError):
@@ -156,4 +160,20 @@ def _step(path: Path, index: int, raw: Any, models: dict[str, Any]) -> Step:
         file = (path.parent / str(fields["file"])).resolve()
         if not file.is_file():
             raise ScenarioError(f"{where}: no such file {file}")
+    if kind == "labels":
+        _check_label_columns(where, file, str(models[model].get("target", "")))
     return Step(kind, model, file)
+
+
+def _check_label_columns(where: str, file: Path | None, target: str) -> None:
+    """A labels file is a CSV with the request ids and the target: what a labelling process returns."""
+    assert file is not None
+    try:
+        with open(file, encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ScenarioError(f"{where}: cannot read {file.name} as CSV: {error}") from None
+    missing = [column for column in (INFERENCE_ID, target) if column not in header]
+    if missing:
+        raise ScenarioError(f"{where}: labels file {file.name} needs the columns {INFERENCE_ID} and {target} "
+                            f"(missing: {', '.join(missing)})")

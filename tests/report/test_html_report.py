@@ -15,6 +15,7 @@ from .conftest import ROOT, Page
 
 STATEMACHINES = ROOT / "statemachines"
 HEADINGS = ["Timeline", "Executions", "Gate metrics: challenger vs champion", "Drift per feature",
+            "Model quality: realized and estimated",
             "Serving: which model, when", "Ledger"]
 EMPTY_REPORT: dict[str, Any] = {"runs": [], "quarantined": [], "endpoints": {}, "monitoring": [], "traffic": []}
 
@@ -61,6 +62,11 @@ def test_the_report_renders_in_chromium_with_no_console_errors_and_every_section
     assert chromium_page.console_errors() == []
     assert chromium_page.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)") == HEADINGS
     assert chromium_page.evaluate("document.querySelectorAll('details.execution svg [data-state]').length") > 30
+    # And the model's quality is drawn: the realized metric (from labels) beside the estimated one, and why
+    titles = chromium_page.evaluate("[...document.querySelectorAll('#quality svg title')].map(t => t.textContent)")
+    assert {"estimated auc 0.87", "estimated auc 0.88", "realized auc 0.31"} <= set(titles)
+    quality = chromium_page.evaluate("document.querySelector('#quality').textContent")
+    assert "realized auc 0.31 below the threshold 0.75" in quality and "estimated auc 0.87" in quality
     # And a screenshot is taken (with the first run's Train state opened), for the test run and for people
     chromium_page.evaluate("""document.querySelector('#exec-0 [data-state="Train"] text').dispatchEvent(
         new MouseEvent('click', {bubbles: true}))""")

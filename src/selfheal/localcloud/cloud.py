@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,14 @@ class LocalCloud:
     def upload(self, model: str, path: Path, name: str | None = None) -> str:
         key = f"incoming/{model}/{name or path.name}"
         self.client("s3").upload_file(str(path), self.bucket, key)
+        return key
+
+    def put_ground_truth(self, model: str, records: list[dict[str, Any]]) -> str:
+        """Labels arriving, as a labelling process writes them: ground-truth/<model>/yyyy/mm/dd/hh/<file>.jsonl
+        (SageMaker's layout: the hour they arrived); returns the key."""
+        key = f"ground-truth/{model}/{datetime.now(UTC):%Y/%m/%d/%H}/{uuid.uuid4().hex}.jsonl"
+        body = "".join(json.dumps(record) + "\n" for record in records).encode()
+        self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
         return key
 
     def start_monitoring(self, model: str) -> str:
