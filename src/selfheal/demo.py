@@ -1,10 +1,13 @@
 """`selfheal demo`: the whole self-healing loop on generated data, on the local cloud.
 
-The story: a first dataset is trained, gated, registered and deployed; ordinary traffic is served and a
-monitor run finds nothing; a newer labelled batch arrives whose distribution has shifted (recorded, too
-few rows to train on its own); shifted traffic follows; the next monitor run finds drift, which starts a
-retrain on the newest window; the challenger beats the champion on the same held-out data and replaces
-it with a blue/green rollout, while traffic keeps being answered.
+The story: a first dataset is trained, gated, registered and deployed. Ordinary traffic is served, its
+labels arrive, and a monitor run finds no drift and the quality holding. Then the world changes: traffic
+drifts, and the relation between the features and churn turns around (concept shift). The next monitor run
+finds the drift, but the model's own scores still look confident and no labelled data newer than the
+champion's exists: a retrain now would learn nothing new, so it waits for labels. The labels arrive; the
+next run confirms the drop in quality on them and retrains on the labelled traffic; the challenger beats the
+champion on the newest labelled rows and replaces it with a blue/green rollout, while traffic keeps being
+answered.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from .datagen import TARGET, churn_frame
@@ -22,8 +26,8 @@ DEMO_CONFIG: dict[str, Any] = {
     "target": TARGET,
     "problem": "binary",
     "metric": {"name": "auc", "threshold": 0.75, "min_improvement": 0.01},
-    # The shifted batch alone is too small to start a run; drift is what retrains on it.
     "trigger": {"mode": "min_new_rows", "min_new_rows": 1000},
+    # A retrain learns the world as it is now: from the newest dataset, the labelled traffic.
     "retrain": {"on_violation": "retrain", "window": {"mode": "latest"}},
     "hyperparameters": {"num_round": 60, "max_depth": 4, "eta": 0.2},
 }
@@ -35,27 +39,30 @@ def write_demo(out: Path, rows: int, seed: int) -> Path:
     """Write the demo's data files and scenario under out/; returns the scenario's path."""
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
-    shifted_rows = max(200, min(rows // 3, DEMO_CONFIG["trigger"]["min_new_rows"] - 1))
-    traffic_rows = max(100, rows // 10)
     churn_frame(rows, seed).to_csv(data / "first.csv", index=False)
-    churn_frame(traffic_rows, seed + 1, with_target=False).to_csv(data / "traffic.csv", index=False)
-    churn_frame(shifted_rows, seed + 2, shift=1.0).to_csv(data / "shifted.csv", index=False)
-    churn_frame(traffic_rows, seed + 3, shift=1.0, with_target=False).to_csv(data / "traffic_shifted.csv",
-                                                                             index=False)
-    scenario = {
-        "models": {"churn": {"config": DEMO_CONFIG}},
-        "steps": [
-            {"upload": {"model": "churn", "file": "data/first.csv"}},
-            {"traffic": {"model": "churn", "file": "data/traffic.csv"}},
-            {"monitor": {"model": "churn"}},
-            {"upload": {"model": "churn", "file": "data/shifted.csv"}},
-            {"traffic": {"model": "churn", "file": "data/traffic_shifted.csv"}},
-            {"monitor": {"model": "churn"}},
-        ],
-    }
+    _traffic(data, "traffic", churn_frame(max(250, rows // 10), seed + 1))
+    # Drifted inputs, and the relation to churn turned around: only labels can show the second.
+    _traffic(data, "traffic_shifted", churn_frame(max(1000, rows // 2), seed + 2, shift=1.0, concept=1.0))
+    steps = [
+        {"upload": {"model": "churn", "file": "data/first.csv"}},
+        {"traffic": {"model": "churn", "file": "data/traffic.csv"}},
+        {"labels": {"model": "churn", "file": "data/traffic_labels.csv"}},
+        {"monitor": {"model": "churn"}},
+        {"traffic": {"model": "churn", "file": "data/traffic_shifted.csv"}},
+        {"monitor": {"model": "churn"}},
+        {"labels": {"model": "churn", "file": "data/traffic_shifted_labels.csv"}},
+        {"monitor": {"model": "churn"}},
+    ]
     path = out / "scenario.yaml"
-    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    path.write_text(yaml.safe_dump({"models": {"churn": {"config": DEMO_CONFIG}}, "steps": steps}, sort_keys=False))
     return path
+
+
+def _traffic(folder: Path, name: str, frame: pd.DataFrame) -> None:
+    """Requests with their ids (<name>.csv), and the labels a labelling process returns later (<name>_labels.csv)."""
+    frame = frame.assign(inference_id=[f"{name}-{i}" for i in range(len(frame))])
+    frame.drop(columns=[TARGET]).to_csv(folder / f"{name}.csv", index=False)
+    frame[["inference_id", TARGET]].to_csv(folder / f"{name}_labels.csv", index=False)
 
 
 def run_demo(out: Path, rows: int = 3000, seed: int = 42) -> dict[str, Any]:
@@ -77,11 +84,22 @@ def print_summary(report: dict[str, Any]) -> None:
         outcomes = ", ".join(h["outcome"] for h in endpoint["history"])
         print(f"\nserving {model}: {endpoint['status']}, package {endpoint['model_package_arn']} ({outcomes})")
     for check in report["monitoring"]:
-        features = sorted({v["feature_name"] for v in check["violations"]})
-        print(f"monitor {check['model']}: {check['status']}, action {check['action']}"
-              + (f", drift on {', '.join(features)}" if features else ""))
+        print(describe_check(check))
     for sent in report["traffic"]:
         print(describe_traffic(sent))
+
+
+def describe_check(check: dict[str, Any]) -> str:
+    """One monitoring analysis in a line: what it found, and what the execution did."""
+    if check.get("kind") == "model_quality":
+        metric = check.get("metric")
+        labels = check.get("labels") or {}
+        found = (f"realized {metric} {_num((check.get('metrics') or {}).get(metric))} on {labels.get('matched', 0)} "
+                 f"labelled predictions, estimated {_num((check.get('estimated') or {}).get(metric))}")
+        return f"monitor {check['model']} (model quality): {found}; action {check['action']}"
+    features = sorted({v["feature_name"] for v in check["violations"]})
+    return (f"monitor {check['model']} (drift): {check['status']}, action {check['action']}"
+            + (f", drift on {', '.join(features)}" if features else ""))
 
 
 def _num(value: float | None) -> str:
