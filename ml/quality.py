@@ -152,26 +152,34 @@ def _parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017 - Python 3.9
 
 
-def read_captures(paths: list[Path], window: Window, counts: Counts) -> Iterator[Prediction]:
-    for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
+def _records(path: Path) -> Iterator[dict[str, Any] | None]:
+    """Each line of a JSON Lines file decoded (None for one that is not a JSON object); blank lines skipped."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
                 try:
                     record = json.loads(line)
-                    meta, data = record["eventMetadata"], record["captureData"]
-                    at = _parse_time(meta["inferenceTime"])
-                    prediction = Prediction(str(meta.get("inferenceId") or meta["eventId"]), at,
-                                            _text(data["endpointInput"]), _text(data["endpointOutput"]))
-                except (ValueError, KeyError, TypeError):
-                    counts.invalid_records += 1
-                    continue
-                if not window.holds(at):
-                    counts.skipped_records += 1
-                    continue
-                counts.records += 1
-                yield prediction
+                except ValueError:
+                    record = None
+                yield record if isinstance(record, dict) else None
+
+
+def read_captures(paths: list[Path], window: Window, counts: Counts) -> Iterator[Prediction]:
+    for path in paths:
+        for record in _records(path):
+            try:
+                meta, data = record["eventMetadata"], record["captureData"]  # type: ignore[index]
+                at = _parse_time(meta["inferenceTime"])
+                prediction = Prediction(str(meta.get("inferenceId") or meta["eventId"]), at,
+                                        _text(data["endpointInput"]), _text(data["endpointOutput"]))
+            except (ValueError, KeyError, TypeError):
+                counts.invalid_records += 1
+                continue
+            if not window.holds(at):
+                counts.skipped_records += 1
+                continue
+            counts.records += 1
+            yield prediction
 
 
 def read_labels(paths: list[Path], counts: Counts) -> Iterator[tuple[str, str, datetime | None]]:
@@ -179,16 +187,12 @@ def read_labels(paths: list[Path], counts: Counts) -> Iterator[tuple[str, str, d
     for path in paths:
         folder = _HOUR_FOLDER.search(path.as_posix())
         hour = (datetime(*map(int, folder.groups()), tzinfo=timezone.utc) if folder else None)  # noqa: UP017
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    _, label = _text(record["groundTruthData"])
-                    yield str(record["eventMetadata"]["eventId"]), label.strip(), hour
-                except (ValueError, KeyError, TypeError):
-                    counts.invalid_labels += 1
+        for record in _records(path):
+            try:
+                _, label = _text(record["groundTruthData"])  # type: ignore[index]
+                yield str(record["eventMetadata"]["eventId"]), label.strip(), hour  # type: ignore[index]
+            except (ValueError, KeyError, TypeError):
+                counts.invalid_labels += 1
 
 
 # ------------------------------------------------------------------------------------- one join partition

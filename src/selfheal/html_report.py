@@ -172,26 +172,36 @@ def gate_charts(report: dict[str, Any]) -> list[dict[str, Any]]:
     return charts
 
 
+class _Axis:
+    """A chart's value axis: the values' range padded by 15%, mapped onto the plot's height."""
+
+    def __init__(self, values: list[float | None], h: float, top: float, bottom: float) -> None:
+        found = [v for v in values if v is not None]
+        low, high = (min(found), max(found)) if found else (0.0, 1.0)
+        pad = (high - low) * 0.15 or 0.05
+        self.low, self.high, self.top, self.span = low - pad, high + pad, top, h - top - bottom
+
+    def __call__(self, value: float | None) -> float | None:
+        return None if value is None else self.top + (self.high - value) / (self.high - self.low) * self.span
+
+    def frame(self) -> dict[str, Any]:
+        return {"ticks": [(tick, self(tick)) for tick in ticks(self.low, self.high)], "top_y": self(self.high),
+                "bottom_y": self(self.low)}
+
+
 def _gate_geometry(name: str, runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> dict[str, Any]:
     w, h, left, right, top, bottom = 720.0, 240.0, 56.0, 150.0, 16.0, 46.0
     challenger = [_finite((r.get("metrics") or {}).get(name)) for r in runs]
     champion = [_finite((r.get("champion_metrics") or {}).get(name)) for r in runs]
     thresholds = [_finite(m.get("threshold")) for m in metrics]
-    values = [v for v in challenger + champion + thresholds if v is not None]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    pad = (high - low) * 0.15 or 0.05
-    low, high = low - pad, high + pad
+    y = _Axis(challenger + champion + thresholds, h, top, bottom)
     step_x = (w - left - right) / max(len(runs), 1)
-
-    def y(v: float | None) -> float | None:
-        return None if v is None else top + (high - v) / (high - low) * (h - top - bottom)
 
     marks = [{"x": left + step_x * (i + 0.5), "run": run, "challenger": challenger[i], "champion": champion[i],
               "threshold": thresholds[i], "y_challenger": y(challenger[i]), "y_champion": y(champion[i]),
               "y_threshold": y(thresholds[i])} for i, run in enumerate(runs)]
     return {"w": w, "h": h, "left": left, "right": w - right, "floor": h - bottom, "step_x": step_x, "marks": marks,
-            "line": [(m["x"], m["y_challenger"]) for m in marks if m["y_challenger"] is not None],
-            "ticks": [(tick, y(tick)) for tick in ticks(low, high)], "top_y": y(high), "bottom_y": y(low),
+            "line": [(m["x"], m["y_challenger"]) for m in marks if m["y_challenger"] is not None], **y.frame(),
             "better": "lower is better" if name in LOWER_IS_BETTER else "higher is better",
             "has_threshold": any(t is not None for t in thresholds)}
 
@@ -260,21 +270,14 @@ def quality_charts(report: dict[str, Any]) -> list[dict[str, Any]]:
 def _series_geometry(realized: list[float | None], estimated: list[float | None], threshold: float | None,
                      actions: list[Any]) -> dict[str, Any]:
     w, h, left, right, top, bottom = 720.0, 220.0, 56.0, 150.0, 16.0, 40.0
-    values = [v for v in realized + estimated + [threshold] if v is not None]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    pad = (high - low) * 0.15 or 0.05
-    low, high = low - pad, high + pad
+    y = _Axis(realized + estimated + [threshold], h, top, bottom)
     step_x = (w - left - right) / max(len(realized), 1)
-
-    def y(v: float | None) -> float | None:
-        return None if v is None else top + (high - v) / (high - low) * (h - top - bottom)
 
     points = [{"x": left + step_x * (i + 0.5), "realized": r, "estimated": e, "y_realized": y(r),
                "y_estimated": y(e), "action": actions[i]} for i, (r, e) in enumerate(zip(realized, estimated,
                                                                                          strict=True))]
     return {"w": w, "h": h, "left": left, "right": w - right, "floor": h - bottom, "points": points,
-            "y_threshold": y(threshold), "ticks": [(tick, y(tick)) for tick in ticks(low, high)],
-            "top_y": y(high), "bottom_y": y(low),
+            "y_threshold": y(threshold), **y.frame(),
             "realized_line": [(p["x"], p["y_realized"]) for p in points if p["y_realized"] is not None],
             "estimated_line": [(p["x"], p["y_estimated"]) for p in points if p["y_estimated"] is not None]}
 
