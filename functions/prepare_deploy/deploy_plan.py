@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from selfheal_shared import aws
 from selfheal_shared.config import Deploy, read_model_config
-from selfheal_shared.errors import SelfhealError
+from selfheal_shared.errors import EndpointBusy, EndpointUnusable, PackageNotApproved
 from selfheal_shared.s3uri import s3_uri
 from selfheal_shared.serving import (
     VARIANT,
@@ -34,18 +34,6 @@ ROLLBACK_MARGIN_SECONDS = 600
 # Creating the green fleet takes minutes before any baking starts.
 PROVISIONING_SECONDS = 900
 MAX_DEPLOY_SECONDS = 28800  # BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds
-
-
-class PackageNotApproved(SelfhealError):
-    """The model package is not (or no longer) Approved in the Model Registry."""
-
-
-class EndpointBusy(SelfhealError):
-    """The endpoint is being created, updated or deleted by something else; retried later."""
-
-
-class EndpointUnusable(SelfhealError):
-    """The endpoint is in a state no update can start from (Failed, OutOfService, ...)."""
 
 
 def prepare_deploy(request: DeployRequest) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from selfheal_shared import aws, ledger
 from selfheal_shared.config import ModelConfig, read_model_config
-from selfheal_shared.errors import SelfhealError
+from selfheal_shared.errors import BaselineNotFound
 from selfheal_shared.instances import job_resources
 from selfheal_shared.names import job_prefix_for
 from selfheal_shared.runs import manifest
@@ -39,10 +39,6 @@ CAPTURE_DELAY = timedelta(hours=1)
 BASELINE_FILES = ("statistics.json", "constraints.json")
 QUALITY_BASELINE = "quality_baseline.json"
 NO_LABELS = "no-labels-yet.jsonl"
-
-
-class BaselineNotFound(SelfhealError):
-    """The serving model's baseline (statistics.json, constraints.json) is missing or unreadable."""
 
 
 def prepare_monitor(request: MonitorRequest, now: datetime | None = None) -> dict[str, Any]:

@@ -20,20 +20,12 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 from selfheal_shared import aws
-from selfheal_shared.errors import SelfhealError
+from selfheal_shared.errors import HeldOutRowsNotFound, SmokeTestFailed
 from selfheal_shared.s3uri import S3Uri
 from selfheal_shared.serving import sagemaker_runtime
 from selfheal_shared.serving_events import SmokeTestRequest
 
 metrics = Metrics()
-
-
-class SmokeTestFailed(SelfhealError):
-    """The endpoint's answer to held-out rows is an error, or not the shape and values it must be."""
-
-
-class HeldOutRowsNotFound(SelfhealError):
-    """The run's test.csv is missing or has no rows to send."""
 
 
 def smoke_test(request: SmokeTestRequest) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from healing import judge as judge_findings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selfheal_shared import aws, ledger, notify
 from selfheal_shared.config import ModelConfig, Retrain, read_model_config
-from selfheal_shared.errors import ConfigError, ConfigNotFound
+from selfheal_shared.errors import ConfigError, ConfigNotFound, ReportUnreadable
 from selfheal_shared.idempotency import run_once
 from selfheal_shared.runs import LABELLED_TRAFFIC, maybe_start_run
 from selfheal_shared.s3uri import S3Uri
@@ -44,10 +44,6 @@ metrics = Metrics()
 COMPLETED, WITH_VIOLATIONS, FAILED = "Completed", "CompletedWithViolations", "Failed"
 MAX_REPORT_BYTES = 16 * 1024 * 1024
 DAY = timedelta(days=1)
-
-
-class ReportUnreadable(Exception):
-    """The monitor report is missing or not in the format ml/monitor.py writes (decided on, not raised)."""
 
 
 # The report, as far as the decision reads it; more fields are welcome.

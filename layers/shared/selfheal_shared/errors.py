@@ -57,6 +57,39 @@ class UploadRejected(SelfhealError):
         super().__init__(f"{check}: {reason}")
 
 
+# Errors a state machine catches by name (the ASL's Catch and Retry): a function raises them, Lambda reports
+# the class name as the error type.
+
+
+class BaselineNotFound(SelfhealError):
+    """The serving model's baseline (statistics.json, constraints.json) is missing or unreadable."""
+
+
+class PackageNotApproved(SelfhealError):
+    """The model package is not (or no longer) Approved in the Model Registry."""
+
+
+class EndpointBusy(SelfhealError):
+    """The endpoint is being created, updated or deleted by something else; retried later."""
+
+
+class EndpointUnusable(SelfhealError):
+    """The endpoint is in a state no update can start from (Failed, OutOfService, ...)."""
+
+
+class SmokeTestFailed(SelfhealError):
+    """The endpoint's answer to held-out rows is an error, or not the shape and values it must be."""
+
+
+class HeldOutRowsNotFound(SelfhealError):
+    """The run's test.csv is missing or has no rows to send."""
+
+
+class ReportUnreadable(SelfhealError):
+    """A monitoring report is missing or not in the format the job writes (decided on, not raised out of
+    ViolationFunction: an unreadable report is an alert, never a retrain)."""
+
+
 class AwsThrottled(SelfhealError):
     """An AWS call was throttled (or the service was briefly unavailable) past the SDK's own retries.
     Named so the state machines can Retry it with backoff, as they do a throttled Lambda."""
