@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .conftest import BUCKET
+from container_fixtures import BUCKET
 
 # Reads its input, then tries S3 with whatever credentials it can find, and says what happened.
 PROBE = """

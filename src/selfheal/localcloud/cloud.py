@@ -28,6 +28,7 @@ from moto import mock_aws
 
 from ..code import code_version, publish_code
 from .audit import CallAudit
+from .container import toolkit_python
 from .deploy import deploy_template
 from .eventbridge import patch_moto_events
 from .faults import Faults
@@ -83,6 +84,7 @@ class LocalCloud:
         self.stop()
 
     def start(self) -> None:
+        toolkit_python()  # refuse to start without the toolkit containers start with, rather than half-run
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._set_env({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S106 - moto needs credentials; these fake ones reach no AWS
                        "AWS_SESSION_TOKEN": "local", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION})
@@ -106,6 +108,7 @@ class LocalCloud:
     def stop(self) -> None:
         self._async.shutdown(wait=False, cancel_futures=True)
         self.hosting.flush_capture()
+        self.hosting.shutdown()
         self.jobs.shutdown()
         self.router.close()
         for undo in reversed(self._undo):

@@ -1,8 +1,9 @@
 """SageMaker real-time hosting on this machine: models, endpoint configs, endpoints, and InvokeEndpoint.
 
 moto completes endpoints at once, lacks UpdateEndpoint and answers invokes with a canned body. Here:
-* an endpoint serves its model through the model's own inference script (ml/inference.py inside
-  model.tar.gz), loaded in-process the way SageMaker's XGBoost container loads it;
+* an endpoint's model runs in its own serving container (serving.py): SageMaker extracts model.tar.gz into
+  /opt/ml/model, the real script-mode toolkit finds and fetches the code as the XGBoost container does (no route
+  to AWS under network isolation), and the real serving toolkit answers each invocation, with its own statuses;
 * CreateEndpoint goes Creating → InService (or Failed when the model cannot load);
 * UpdateEndpoint is blue/green: the old config serves until the new one has loaded, taken its canary
   share of traffic for the wait interval and baked, with the auto-rollback alarms evaluated on the
@@ -15,18 +16,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import importlib.util
 import io
 import json
-import sys
 import tarfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -35,43 +34,46 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from .container import ContainerStartFailed, container_env, start_user_code
 from .faults import Faults
-from .sagemaker_jobs import ValidationException, api_fault, split_s3_uri, validate_request
+from .sagemaker_jobs import ValidationException, api_fault, fetch_code, split_s3_uri, validate_request
+from .serving import ContainerAnswer, ContainerTimedOut, ContainerUnhealthy, ServingContainer
 
 _CAPTURE_FLUSH_RECORDS = 200
 
 
 class ModelError(ServiceException):
     """InvokeEndpoint's answer when the container answered with an error (HTTP 424), carrying the
-    container's own status: 4xx for a bad request, 500 for a model that failed."""
+    container's own status: what its serving toolkit answered, 4xx or 5xx."""
 
     code = "ModelError"
 
     def __init__(self, status: int, message: str) -> None:
-        kind = "client" if status < 500 else "server"
+        kind = "client" if 400 <= status < 500 else "server"
         super().__init__(f"Received {kind} error ({status}) from primary with message \"{message}\".")
         self.original_status_code = status
         self.original_message = message
 
 
+# InvokeEndpoint's ModelError when the container does not answer in time (status 0: no HTTP answer at all).
+_TIMED_OUT = ("Your invocation timed out while waiting for a response from container primary. Review the latency "
+              "metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
+
+
 @dataclass
 class LoadedModel:
-    """One production variant's model, loaded as the serving container would load it."""
+    """One production variant's model, served by its own container."""
 
     name: str
-    module: ModuleType
-    model: Any
+    container: ServingContainer
+    network_isolation: bool
     fail_every_request: bool = False
 
-    def predict(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        if self.fail_every_request:
-            raise RuntimeError("injected fault: the model raises on every request")
-        data = self.module.input_fn(body.decode("utf-8") if isinstance(body, bytes) else body, content_type)
-        prediction = self.module.predict_fn(data, self.model)
-        out = self.module.output_fn(prediction, accept)
-        if isinstance(out, tuple):
-            out, accept = out
-        return (out.encode() if isinstance(out, str) else out), accept
+    def predict(self, body: bytes, content_type: str | None, accept: str | None) -> ContainerAnswer:
+        return self.container.invoke(body, content_type, accept, fault=self.fail_every_request)
+
+    def stop(self) -> None:
+        self.container.stop()
 
 
 @dataclass
@@ -114,6 +116,7 @@ class HostingService:
         self._lock = threading.RLock()
         self._capture: dict[str, list[str]] = {}
         self._threads: list[threading.Thread] = []
+        self._containers: weakref.WeakSet[ServingContainer] = weakref.WeakSet()
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self._region}:{self._account}:{kind}/{name.lower()}"
@@ -327,20 +330,40 @@ class HostingService:
         return loaded
 
     def _load_model(self, model_name: str) -> LoadedModel:
+        """Start the model's container as SageMaker does: the model artifacts extracted into /opt/ml/model, then
+        the framework's start-up (the script-mode toolkit fetches the code), then the model server."""
         container = self._container(model_name)
-        target = self._work_dir / model_name
+        isolated = bool(self.models[model_name].get("EnableNetworkIsolation", False))
+        sandbox = self._work_dir / f"{model_name}-{uuid.uuid4().hex[:8]}"
+        root = sandbox / "opt_ml"
+        (root / "model").mkdir(parents=True)
         bucket, key = split_s3_uri(container["ModelDataUrl"])
         body = boto3.client("s3", region_name=self._region).get_object(Bucket=bucket, Key=key)["Body"].read()
-        target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-            tar.extractall(target, filter="data")
-        program = container.get("Environment", {}).get("SAGEMAKER_PROGRAM", "inference.py")
-        module = _import_isolated(target / program, f"selfheal_serving_{model_name.replace('-', '_')}")
-        return LoadedModel(model_name, module, module.model_fn(str(target)))
+            tar.extractall(root / "model", filter="data")
+        env = container_env(sandbox / "home", self._region) | container.get("Environment", {})
+        log = sandbox / "container.log"
+        fetched = fetch_code(env.get("SAGEMAKER_SUBMIT_DIRECTORY", ""), sandbox, isolated)
+        try:
+            started = start_user_code("serving", root, env, log, fetched)
+        except ContainerStartFailed as failed:  # the serving process exits before it ever answers /ping
+            raise ContainerUnhealthy(f"the container's start-up failed: {failed.failure}") from failed
+        if not started.user_entry_point:
+            raise ContainerUnhealthy("no SAGEMAKER_PROGRAM: the XGBoost container would serve its built-in "
+                                     "algorithm, which the local cloud does not run")
+        serving = ServingContainer(started.code_dir, root / "model", env, log)
+        self._containers.add(serving)
+        return LoadedModel(model_name, serving, isolated)
+
+    def shutdown(self) -> None:
+        """Stop every serving container still running."""
+        for serving in list(self._containers):
+            serving.stop()
 
     # -- invocations -------------------------------------------------------------------------------------------
 
-    def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> tuple[bytes, str, str]:
+    def invoke(self, name: str, body: bytes, content_type: str | None,
+               accept: str | None) -> tuple[bytes, str | None, str]:
         endpoint = self._endpoint(name)
         if endpoint.status not in {"InService", "Updating"} or not endpoint.serving:
             raise ValidationException(f"Endpoint {name} of account {self._account} not found or not InService.")
@@ -354,16 +377,21 @@ class HostingService:
         stats.invocations += 1
         started = time.perf_counter()
         try:
-            out, out_type = model.predict(body, content_type, accept)
-        except ValueError as exc:  # the inference script's named client errors carry their HTTP status
-            stats.errors_4xx += 1
-            raise ModelError(getattr(exc, "status_code", 400), str(exc)) from exc
-        except Exception as exc:
+            answer = model.predict(body, content_type, accept)
+        except ContainerTimedOut as exc:
             stats.errors_5xx += 1
-            raise ModelError(500, str(exc)) from exc
+            raise ModelError(0, _TIMED_OUT) from exc
+        # The container's own status decides (its serving toolkit's rule), and so what CloudWatch counts.
+        if answer.status >= 500:
+            stats.errors_5xx += 1
+        elif answer.status >= 400:
+            stats.errors_4xx += 1
+        if answer.status >= 300:
+            raise ModelError(answer.status, answer.body.decode("utf-8", errors="replace"))
         stats.latency_ms.append((time.perf_counter() - started) * 1000)
-        self._capture_record(endpoint, str(config), variant, body, content_type, out, out_type)
-        return out, out_type, variant
+        out_type = answer.content_type or "application/octet-stream"
+        self._capture_record(endpoint, str(config), variant, body, content_type or "", answer.body, out_type)
+        return answer.body, out_type, variant
 
     def _capture_record(self, endpoint: Endpoint, config_name: str, variant: str, body: bytes, content_type: str,
                         out: bytes, out_type: str) -> None:
@@ -409,26 +437,6 @@ def _breaches(value: float, operator: str, threshold: float) -> bool:
             "LessThanThreshold": value < threshold, "LessThanOrEqualToThreshold": value <= threshold}[operator]
 
 
-def _import_isolated(path: Path, module_name: str) -> ModuleType:
-    """Import a model's inference script with its own sibling modules (features.py), not another model's."""
-    siblings = {p.stem for p in path.parent.glob("*.py")}
-    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name in siblings}
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise FileNotFoundError(path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # dataclasses and pickling look their module up by name
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(path.parent))
-        for name in siblings:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
-
-
 def patch_moto_hosting(service: HostingService) -> Callable[[], None]:
     """Point moto's SageMaker hosting operations and runtime InvokeEndpoint at the service."""
 
@@ -456,9 +464,9 @@ def patch_moto_hosting(service: HostingService) -> Callable[[], None]:
 
     def invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
         name = self.path.split("/")[2]
+        # The container gets the client's headers as sent: an absent one stays absent (the toolkit has defaults).
         out, out_type, variant = service.invoke(name, self.body if isinstance(self.body, bytes) else self.body.encode(),
-                                                self.headers.get("Content-Type", "text/csv"),
-                                                self.headers.get("Accept", "text/csv"))
+                                                self.headers.get("Content-Type"), self.headers.get("Accept"))
         return 200, {"Content-Type": out_type, "x-Amzn-Invoked-Production-Variant": variant}, out
 
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]

@@ -311,20 +311,9 @@ class JobService:
         # SageMaker names the job in its container (sagemaker-containers _params.TRAINING_JOB_ENV).
         env = self._base_env(root) | request.get("Environment", {}) | {"TRAINING_JOB_NAME": job.name}
         submit = _decode_hp(hyperparameters.get("sagemaker_submit_directory", ""))
-        fetched = self._fetch_code(str(submit), root.parent, isolated=request.get("EnableNetworkIsolation", False))
+        fetched = fetch_code(str(submit), root.parent, isolated=request.get("EnableNetworkIsolation", False))
         started = start_user_code("training", root, env, self._log(job), fetched)
         return self._user_module(started, env)
-
-    def _fetch_code(self, location: str, sandbox: Path, isolated: bool) -> Path | None:
-        """An s3:// code location, fetched as the container would with its own network access and credentials;
-        under network isolation the container has neither, and the toolkit's own attempt fails as it would."""
-        if isolated or not location.startswith("s3://"):
-            return None
-        bucket, key = split_s3_uri(location)
-        archive = sandbox / "fetched-code" / Path(key).name
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        _s3().download_file(bucket, key, str(archive))
-        return archive
 
     def _user_module(self, started: Started, env: dict[str, str]) -> tuple[list[str], dict[str, str], Path]:
         """The toolkit's run_module: `python -m <module> <args>` in the code directory, with its SM_* variables."""
@@ -390,6 +379,18 @@ def download(uri: str, data_type: str, target: Path, required: bool = True) -> N
 def _fetch(bucket: str, key: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _s3().download_file(bucket, key, str(path))
+
+
+def fetch_code(location: str, sandbox: Path, isolated: bool) -> Path | None:
+    """An s3:// code location, fetched as a container with network access and its role's credentials would;
+    under network isolation the container has neither: None, and the toolkit's own attempt fails as it would."""
+    if isolated or not location.startswith("s3://"):
+        return None
+    bucket, key = split_s3_uri(location)
+    archive = sandbox / "fetched-code" / Path(key).name
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    _s3().download_file(bucket, key, str(archive))
+    return archive
 
 
 def upload_dir(local: Path, uri: str) -> None:
