@@ -37,7 +37,7 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from .container import ContainerStartFailed, container_env, start_user_code
 from .faults import Faults
 from .sagemaker_jobs import ValidationException, api_fault, fetch_code, split_s3_uri, validate_request
-from .serving import ContainerAnswer, ContainerTimedOut, ContainerUnhealthy, ServingContainer
+from .serving import SERVERS, ContainerAnswer, ContainerTimedOut, ContainerUnhealthy, ServingContainer
 
 _CAPTURE_FLUSH_RECORDS = 200
 
@@ -117,6 +117,7 @@ class HostingService:
         self._capture: dict[str, list[str]] = {}
         self._threads: list[threading.Thread] = []
         self._containers: weakref.WeakSet[ServingContainer] = weakref.WeakSet()
+        SERVERS.warm(container_env(self._work_dir / "spare-home", region))  # a model server ready when needed
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self._region}:{self._account}:{kind}/{name.lower()}"
@@ -351,7 +352,7 @@ class HostingService:
         if not started.user_entry_point:
             raise ContainerUnhealthy("no SAGEMAKER_PROGRAM: the XGBoost container would serve its built-in "
                                      "algorithm, which the local cloud does not run")
-        serving = ServingContainer(started.code_dir, root / "model", env, log)
+        serving = SERVERS.start(started.code_dir, root / "model", env, log)
         self._containers.add(serving)
         return LoadedModel(model_name, serving, isolated)
 

@@ -7,16 +7,20 @@ toolkit's own. Around them stands what Multi Model Server's Python worker does (
 mms/context.py, mms/service.py, mms/protocol/otf_message_handler.py): the context the toolkit reads the headers
 from and sets the status on, the batch of one request, and the rule for turning the handler's answer into bytes.
 
-    python -I serving_worker.py <code dir> <model dir>
+    python -I serving_worker.py
 
-The code directory stands for /opt/ml/code, which the container pip-installs before serving (sagemaker-containers
-_modules.import_module): its modules import by name. Requests and answers are frames on stdin and stdout (a 4-byte
-length, then a JSON header, then the body); what the user code prints goes to stderr, the container's log.
-This file must not import selfheal.
+Messages are frames on stdin and stdout (a 4-byte length, then the bytes). The worker starts as a spare: it
+imports the serving stack and the libraries models commonly need (what the container image has installed), then
+waits for its container: a JSON frame {"code_dir", "model_dir", "env", "log"}. It takes the container's
+environment, sends what it prints to the container's log, puts the code directory (which stands for /opt/ml/code,
+pip-installed by the container before serving: sagemaker-containers _modules.import_module) on the import path,
+loads the model and answers {"ready": bool}. Then each request is a JSON header frame and a body frame, each answer
+likewise. This file must not import selfheal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -24,7 +28,12 @@ import sys
 import traceback
 from typing import Any, BinaryIO
 
+from sagemaker_inference.default_handler_service import DefaultHandlerService
 from sagemaker_inference.default_inference_handler import DefaultInferenceHandler
+from sagemaker_inference.transformer import Transformer
+
+# Warm imports, before any container is assigned: an image has these installed, and a model's code imports them.
+_WARM = ("numpy", "pyarrow", "pyarrow.csv", "xgboost")
 
 _LENGTH = struct.Struct("!I")
 
@@ -143,15 +152,34 @@ def predict(service: Any, context: Context, body: bytes, request: dict[str, Any]
             "content_type": processor.response_header.get("content-type")}, payload
 
 
-def main(code_dir: str, model_dir: str) -> int:
-    requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # the user code's prints go to the container's log, never into the answers
-    sys.path.insert(0, code_dir)
-    from sagemaker_inference.default_handler_service import DefaultHandlerService
-    from sagemaker_inference.transformer import Transformer
+def warm() -> None:
+    for name in _WARM:
+        with contextlib.suppress(ImportError):  # a warm-up only: the model's own import says what is missing
+            __import__(name)
 
+
+def become(container: dict[str, Any]) -> None:
+    """Take the assigned container's environment, log, working directory and code."""
+    log = os.open(container["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)  # the user code's prints and errors go to the container's log, never into the answers
+    os.dup2(log, 2)
+    os.environ.clear()
+    os.environ.update(container["env"])
+    os.chdir(container["code_dir"])
+    sys.path.insert(0, container["code_dir"])
+
+
+def main() -> int:
+    requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # nothing printed while warming can reach the answers
+    warm()
+    assigned = read_frame(requests)
+    if assigned is None:  # never needed: the service shut down
+        return 0
+    container = json.loads(assigned)
+    become(container)
     service = DefaultHandlerService(transformer=Transformer(default_inference_handler=XGBoostUserModuleDefaults()))
-    context = Context(model_dir)
+    context = Context(container["model_dir"])
     try:
         service.initialize(context)  # MMS loads the model at start-up: model_fn, or the container never gets healthy
     except Exception:
@@ -168,4 +196,4 @@ def main(code_dir: str, model_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main())
