@@ -32,3 +32,8 @@ def test_code_at_the_model_root_is_not_where_the_toolkit_looks(serve):
     # Then the toolkit's code directory is empty: the module is not found and the model never loads
     assert endpoint.status == "Failed"
     assert "Please provide a model_fn implementation" in endpoint.failure_reason
+
+
+def test_without_a_program_the_container_would_serve_its_built_in_algorithm_which_is_refused(serve):
+    endpoint = serve(IN_MODEL, {"SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"})
+    assert endpoint.status == "Failed" and "no SAGEMAKER_PROGRAM" in endpoint.failure_reason

@@ -17,7 +17,7 @@ import json, os, sys
 from pathlib import Path
 from helper import ANSWER  # a sibling module of the source directory
 seen = {"argv": sys.argv[1:], "name": __name__, "file": __file__, "cwd": os.getcwd(), "answer": ANSWER,
-        "env": {k: v for k, v in os.environ.items() if k.startswith("SM_")}}
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("SM_", "AWS_", "TRAINING_JOB_"))}}
 Path(os.environ["SM_MODEL_DIR"], "seen.json").write_text(json.dumps(seen))
 """
 SOURCEDIR = {"train.py": RECORDER, "helper.py": "ANSWER = 42\n"}
@@ -64,6 +64,9 @@ def test_an_isolated_job_runs_the_program_from_the_code_channel_with_the_toolkit
     assert json.loads(seen["env"]["SM_HPS"]) == {"num_round": 3, "objective": "binary:logistic"}
     assert seen["env"]["SM_CHANNEL_CODE"].endswith("/opt_ml/input/data/code")
     assert seen["env"]["SM_MODULE_NAME"] == "train" and seen["env"]["SM_MODEL_DIR"].endswith("/opt_ml/model")
+    # and what SageMaker itself tells a container: its region and job name, and no credentials
+    assert {k: v for k, v in seen["env"].items() if k.startswith(("AWS_REGION", "TRAINING_JOB_", "AWS_ACCESS"))} == {
+        "AWS_REGION": "us-east-1", "TRAINING_JOB_NAME": "from-channel"}
 
 
 def test_an_isolated_job_cannot_fetch_its_code_from_s3_and_fails_with_the_toolkits_error(s3, run_job):
@@ -100,3 +103,13 @@ def test_code_is_found_only_where_sagemaker_submit_directory_points(s3, run_job)
     last_line = (job.sandbox / "job.log").read_text().strip().splitlines()[-1]
     assert last_line.startswith("[Errno 2] No such file or directory: ")
     assert last_line.endswith("/opt_ml/input/data/src/sourcedir.tar.gz'")
+
+
+def test_without_a_program_the_container_would_run_its_built_in_algorithm_which_is_refused(s3, run_job):
+    # Given a script-mode request without sagemaker_program (the XGBoost container's algorithm mode)
+    s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=tarball(SOURCEDIR))
+    request = training_request("no-program", CODE_CHANNEL)
+    del request["HyperParameters"]["sagemaker_program"]
+    # When it runs; Then the local cloud refuses rather than run something else than the container would
+    job = run_job("training", request)
+    assert job.status == "Failed" and "only script mode is supported locally" in job.failure_reason
