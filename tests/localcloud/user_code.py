@@ -2,6 +2,7 @@
 
 # A user module whose answer is chosen by the request's text, to drive each of the toolkit's rules.
 MODULE = '''
+import time
 from sagemaker_inference import errors
 from helper import GREETING  # a sibling module, installed with the code
 
@@ -34,6 +35,8 @@ def output_fn(data, accept):
         return f"accept was {accept}"
     if text == "type":
         return data["type"]
+    if text == "slow":
+        time.sleep(30)
     return GREETING
 '''
 CODE = {"inference.py": MODULE, "helper.py": "GREETING = 'fine'\n"}

@@ -66,14 +66,10 @@ class LoadedModel:
 
     name: str
     container: ServingContainer
-    network_isolation: bool
     fail_every_request: bool = False
 
     def predict(self, body: bytes, content_type: str | None, accept: str | None) -> ContainerAnswer:
         return self.container.invoke(body, content_type, accept, fault=self.fail_every_request)
-
-    def stop(self) -> None:
-        self.container.stop()
 
 
 @dataclass
@@ -354,7 +350,7 @@ class HostingService:
                                      "algorithm, which the local cloud does not run")
         serving = SERVERS.start(started.code_dir, root / "model", env, log)
         self._containers.add(serving)
-        return LoadedModel(model_name, serving, isolated)
+        return LoadedModel(model_name, serving)
 
     def shutdown(self) -> None:
         """Stop every serving container still running."""
