@@ -4,8 +4,9 @@ A container gets no route to AWS. AWS: "If you enable network isolation, the con
 network calls, even to other AWS services such as Amazon S3. Additionally, no AWS credentials are made available to
 the container runtime environment" (SageMaker Developer Guide, "Run Training and Inference Containers in
 Internet-Free Mode"); SageMaker itself downloads the inputs and uploads the outputs. Here the local cloud's S3 lives
-in this process, so no container can reach it, isolated or not (stricter than AWS for containers without isolation);
-and nothing of this machine's AWS configuration leaks in: no AWS_* variables, no ~/.aws, no instance metadata.
+in this process, so no container can reach it, isolated or not (stricter than AWS for containers without isolation).
+A container's environment is its own, as an image's is, not this machine's: nothing of the machine's AWS setup leaks
+in (no AWS_* variables, no ~/.aws, no instance metadata).
 
 A framework container starts its user code with the script-mode toolkit (toolkit/start_container.py), run for real
 with .venv-toolkit's interpreter: where it looks for the code, how it fetches it, and how it fails when it cannot.
@@ -22,8 +23,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[3]
 START_CONTAINER = Path(__file__).resolve().parent / "toolkit" / "start_container.py"
 _START_TIMEOUT_SECONDS = 120
-# Not the caller's: each container gets its own HOME, so no ~/.aws, pip or tool configuration comes along.
-_NOT_INHERITED = ("AWS_", "BOTO_", "SM_", "SAGEMAKER_", "SELFHEAL_", "PYTHON")
 
 
 class ToolkitMissing(RuntimeError):
@@ -59,11 +58,13 @@ def toolkit_python() -> Path:
 
 
 def container_env(home: Path, region: str) -> dict[str, str]:
-    """The environment a container's processes start with: this machine's tools, and no route to AWS."""
+    """The environment a container's processes start with: built from nothing, as an image's ENV (also because
+    os.environ changes under other threads here, while Lambda handlers run with their functions' variables)."""
     home.mkdir(parents=True, exist_ok=True)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(_NOT_INHERITED)}
-    return env | {
-        "HOME": str(home),
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "LANG": "C.UTF-8",
+        "HOME": str(home),  # its own: no ~/.aws, pip or tool configuration comes along
         # SageMaker names the region in the container; the toolkits read it first (sagemaker-containers
         # _files.s3_download: AWS_REGION, then SAGEMAKER_REGION).
         "AWS_REGION": region,
