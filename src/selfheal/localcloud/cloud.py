@@ -73,6 +73,8 @@ class LocalCloud:
         self._undo: list[Any] = []
         self._mock: Any = None
         self._saved_env: dict[str, str | None] = {}
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -130,7 +132,12 @@ class LocalCloud:
     # -- clients and names ---------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
+        """One client per service, made on first use: making a client reads the whole of os.environ (botocore's
+        proxy lookup), which Lambda handlers change in other threads (lambdas.py), and wait_idle asks every poll."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(service, region_name=REGION)
+            return self._clients[service]
 
     def resource(self, service: str) -> Any:
         return boto3.resource(service, region_name=REGION)
