@@ -6,6 +6,10 @@ SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
 DEPLOY_VENV := .venv-deploy
 BENCH_VENV := .venv-bench
+TOOLKIT_VENV := .venv-toolkit
+TOOLKIT_REQUIREMENTS := src/selfheal/localcloud/toolkit/requirements.txt
+# sagemaker-containers imports on Python 3.9 only; pyenv's, or the system's python3.9.
+PYTHON39 ?= $(firstword $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.9*/bin/python) python3.9)
 SAM_CLI_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
 SAGEMAKER_VERSION := 3.27.0
@@ -15,9 +19,11 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: setup demo test lint bench reliability deploy iam-grants clean
 
-## setup: .venv with the project, the local cloud and the test tools; the SAM CLI, checkov and the
-## sagemaker SDK each in an environment of its own (each pins versions the others fight over)
-setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(DEPLOY_VENV)/.installed chromium
+## setup: .venv with the project, the local cloud and the test tools; the SAM CLI, checkov, the
+## sagemaker SDK and the containers' toolkit each in an environment of its own (each pins versions the others
+## fight over)
+setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(DEPLOY_VENV)/.installed \
+	$(TOOLKIT_VENV)/.installed chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +49,14 @@ $(DEPLOY_VENV)/.installed:
 	$(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet --upgrade pip
 	$(DEPLOY_VENV)/bin/pip install --quiet sagemaker==$(SAGEMAKER_VERSION)
+	touch $@
+
+# The local cloud starts each training and serving container with the real script-mode toolkit's own code
+# (sagemaker-containers, as the XGBoost container does), which needs Python 3.9.
+$(TOOLKIT_VENV)/.installed: $(TOOLKIT_REQUIREMENTS)
+	$(PYTHON39) -m venv --clear $(TOOLKIT_VENV)
+	$(TOOLKIT_VENV)/bin/pip install --quiet --upgrade pip
+	PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python $(TOOLKIT_VENV)/bin/pip install --quiet -r $(TOOLKIT_REQUIREMENTS)
 	touch $@
 
 # The report test renders report.html in a real headless browser: Debian's Chromium.
@@ -88,4 +102,4 @@ deploy: setup
 	$(VENV)/bin/selfheal deploy --env $(or $(ENV),dev)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(DEPLOY_VENV) $(BENCH_VENV) .aws-sam $(OUT)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(DEPLOY_VENV) $(BENCH_VENV) $(TOOLKIT_VENV) .aws-sam $(OUT)

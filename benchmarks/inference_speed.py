@@ -78,7 +78,7 @@ class Floor:
 
 
 def end_to_end(inference: Any, model: Any, body: bytes, content_type: str) -> str:
-    return inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), content_type)
+    return inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), content_type)[0]
 
 
 def _calls_per_run(call: Any, seconds: float) -> int:

@@ -3,13 +3,17 @@
 Requests   text/csv: no header, one row per line, values in the training feature order (target left out).
            application/json: {"instances": [[...], ...]} (feature order), [{"feature": value, ...}, ...]
            or a single {"feature": value, ...} object.
-Responses  application/json: {"predictions": [...]}; text/csv: one prediction per line.
+Responses  application/json: {"predictions": [...]}; text/csv: one prediction per line. output_fn returns the body
+           with its media type, the first of the Accept header's types it can give: the serving toolkit labels the
+           response with it (without one, it would echo the whole Accept header).
            binary → probability of the positive class (the transform's second label);
            multiclass → {"label", "probabilities"} per row in JSON (probabilities in "labels" order), the label in CSV;
            regression → the predicted value.
 Errors     a bad request raises a PayloadError subclass (a ValueError) with a message for the client and an
-           HTTP status_code (400, 406, 413 or 415); inside SageMaker's serving stack it is also the toolkit's
-           BaseInferenceToolkitError, so the client gets that status instead of a 500.
+           HTTP status_code (400, 406, 413 or 415). The XGBoost container serves script mode with
+           sagemaker-inference's Transformer, which answers a BaseInferenceToolkitError with its status_code and
+           any other exception with a 500 (Invocation5XXErrors, which rolls a deployment back): PayloadError is a
+           BaseInferenceToolkitError there, so a client's mistake is a 4xx and only the model's own faults are 5xx.
 """
 
 from __future__ import annotations
@@ -235,8 +239,13 @@ def _json_column(values: list[Any], name: str) -> np.ndarray:
     return column
 
 
-def output_fn(prediction: Prediction, accept: str | None) -> str:
+def output_fn(prediction: Prediction, accept: str | None) -> tuple[str, str]:
+    """The response body and its media type (the toolkit takes a (body, content type) pair as the response's)."""
     media = _accepted(accept)
+    return _encoded(prediction, media), media
+
+
+def _encoded(prediction: Prediction, media: str) -> str:
     values, labels = prediction.values, prediction.labels or []
     if prediction.problem == "multiclass":
         winners = values.argmax(axis=1)

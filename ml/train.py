@@ -5,8 +5,10 @@ Arguments  hyperparameters as `--name value` pairs, values JSON-encoded or plain
            (max_depth, eta, subsample, ...), passed through to xgboost.train.
 Channels   SM_CHANNEL_TRAIN, SM_CHANNEL_VALIDATION (CSV, no header, label first),
            SM_CHANNEL_TRANSFORM (transform.json); defaults <OPT_ML>/input/data/<channel>.
-Output     SM_MODEL_DIR (default <OPT_ML>/model): xgboost-model (JSON), transform.json, features.py,
-           inference.py: everything the endpoint needs, so model.tar.gz serves on its own.
+Output     SM_MODEL_DIR (default <OPT_ML>/model): xgboost-model (JSON), transform.json, and code/inference.py with
+           code/features.py: everything the endpoint needs, so model.tar.gz serves on its own. The serving
+           container has no network (isolation), so its code travels inside the model, under code/, where
+           RegisterModel's SAGEMAKER_SUBMIT_DIRECTORY (/opt/ml/model/code) points, as the SageMaker SDK packs it.
 Spot       checkpoints in <OPT_ML>/checkpoints every checkpoint_every rounds; a restarted job resumes
            from the newest one and trains only the remaining rounds.
 """
@@ -37,6 +39,8 @@ CHECKPOINT = re.compile(r"^xgboost-checkpoint\.(\d+)$")
 KEEP_CHECKPOINTS = 2
 LOG_EVERY = 10
 SERVING_FILES = ("features.py", "inference.py")
+# The SageMaker Python SDK's place for inference code inside model.tar.gz (utils.py, _create_or_update_code_dir).
+SERVING_CODE = "code"
 # Hyperparameters this script consumes; everything else goes to XGBoost.
 OWN = {"target": None, "problem": None, "num_round": 200, "early_stopping_rounds": 20, "checkpoint_every": 10}
 OBJECTIVES: dict[str, dict[str, Any]] = {
@@ -177,8 +181,10 @@ def save_model(model_dir: Path, booster: xgb.Booster, transform_file: Path) -> N
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / "xgboost-model").write_bytes(bytes(booster.save_raw(raw_format="json")))
     shutil.copyfile(transform_file, model_dir / "transform.json")
+    code = model_dir / SERVING_CODE
+    code.mkdir(exist_ok=True)
     for name in SERVING_FILES:
-        shutil.copyfile(HERE / name, model_dir / name)
+        shutil.copyfile(HERE / name, code / name)
 
 
 def main(argv: list[str]) -> None:

@@ -20,6 +20,10 @@ CONTENT_TYPES = ["text/csv", "application/json"]
 # Where the package may serve; the configured deploy instance type is added to these.
 REALTIME_INSTANCE_TYPES = ["ml.t2.medium", "ml.m5.large", "ml.m5.xlarge", "ml.c5.large", "ml.c5.xlarge"]
 APPROVAL_STATUS = {"auto": "Approved", "manual": "PendingManualApproval"}
+# The serving container runs network-isolated (DeployPipeline's CreateModel), so it cannot download code: the
+# inference code is inside model.tar.gz under code/ (ml/train.py), and the script-mode toolkit is pointed there,
+# as the SageMaker Python SDK does under network isolation (model.py, _script_mode_env_vars).
+SERVING_ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
 
 
 def package_group_name(model: str) -> str:
@@ -66,9 +70,7 @@ def model_package_request(request: RegisterRequest, group: str, deploy_instance:
             "Containers": [{
                 "Image": settings.xgboost_image_uri,
                 "ModelDataUrl": request.model_data_url,
-                # The model tarball carries inference.py (ml/train.py puts it there).
-                "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
-                                "SAGEMAKER_SUBMIT_DIRECTORY": request.model_data_url},
+                "Environment": SERVING_ENVIRONMENT,
             }],
             "SupportedContentTypes": CONTENT_TYPES,
             "SupportedResponseMIMETypes": CONTENT_TYPES,

@@ -125,7 +125,7 @@ def _local_invoke(function: str, event_path: Path, out: Path) -> int:
     from .samples import seed
 
     with _library_logs(out), LocalCloud(out / "cloud") as cloud:
-        seeded = seed(cloud, event_path, event)
+        seeded = seed(cloud, function, event_path, event)
         if seeded:  # on stderr: stdout is the function's answer alone, as `sam local invoke` prints it
             print(f"the local account holds what {event_path.name} refers to:", file=sys.stderr)
             for line in seeded:

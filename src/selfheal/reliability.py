@@ -377,7 +377,7 @@ def serving_story(cloud: LocalCloud, folder: Path, size: Sizes) -> Story:
         for step in FAILURES:
             if size.slow_faults or step.name not in SLOW_FAILURES:
                 story.steps.append(_upload_step(cloud, folder, step, traffic))
-        story.duplicates.append(_schedule_twice(cloud, traffic))
+        story.duplicates.append(_schedule_twice(cloud, folder, traffic))
         story.duplicates.append(_approval_three_times(cloud, folder, traffic))
     story.requests = len(traffic.answers)
     return story
@@ -419,9 +419,14 @@ def _invocations_off(cloud: LocalCloud, config: str | None) -> int:
     return sum(m.invocations for key, m in endpoint.metrics.items() if not key.startswith(f"{config}/"))
 
 
-def _schedule_twice(cloud: LocalCloud, traffic: Traffic) -> Duplicates:
-    """EventBridge Scheduler delivers at least once: the hourly monitor starts twice on drifted traffic."""
+def _schedule_twice(cloud: LocalCloud, folder: Path, traffic: Traffic) -> Duplicates:
+    """EventBridge Scheduler delivers at least once: the hourly monitor starts twice on drifted traffic, with
+    labelled data the champion has not seen waiting (uploaded under a trigger that holds it): one retrain."""
     traffic.phase = "schedule"
+    cloud.put_model_config(MODEL, STORY_CONFIG | {"trigger": {"mode": "min_new_rows", "min_new_rows": 10**9}})
+    cloud.upload(MODEL, write_csv(folder, "schedule.csv", ROWS, seed=9, shift=1.0))
+    cloud.wait_idle(IDLE_TIMEOUT)
+    cloud.put_model_config(MODEL, STORY_CONFIG)
     before = _runs_by_trigger(cloud, "drift")
     update = Injection("sagemaker:UpdateEndpoint", "limit", absorbed_by="DeployPipeline UpdateEndpoint: Retry")
     with injected(cloud, (update,)) as faults:
@@ -443,7 +448,7 @@ def _approval_three_times(cloud: LocalCloud, folder: Path, traffic: Traffic) -> 
     """A package approved by hand: its event delivered three times (during and after its deployment)."""
     traffic.phase = "approval"
     cloud.put_model_config(MODEL, STORY_CONFIG | {"approval": "manual"})
-    cloud.upload(MODEL, write_csv(folder, "approval.csv", ROWS, seed=8, shift=0.0))
+    cloud.upload(MODEL, write_csv(folder, "approval.csv", ROWS, seed=8, shift=1.0))  # beats the first model
     cloud.wait_idle(IDLE_TIMEOUT)
     package = cloud.approve_latest(MODEL)
     delivery = max(i for i, d in enumerate(cloud.delivered) if "ApprovalFunction" in d.target["Arn"])
@@ -814,6 +819,14 @@ STORM_DRIFT = {"version": 0, "rows": 300, "records": 300, "empty": False, "emit_
                "features": {"monthly_charges": {"distance": 0.41, "threshold": 0.1, "drifted": True},
                             "plan": {"distance": 0.3, "threshold": 0.1, "drifted": True}}}
 STORM_START = datetime(2026, 1, 5, tzinfo=UTC)
+# Labels confirm the drop each time (realized AUC far below the threshold on enough labelled predictions):
+# every report calls for a retrain, so only the guard rails may hold one back.
+STORM_QUALITY = {"problem": "binary", "metric": "auc", "threshold": 0.75,
+                 "labels": {"records": 400, "matched": 400, "missing": 0, "pending": 0, "late": 0},
+                 "metrics": {"auc": 0.55}, "estimated": {"auc": 0.6}, "estimation": "confidence-based (CBPE)",
+                 "violations": [{"metric_name": "auc", "constraint_check_type": "LessThanThreshold",
+                                 "description": "Metric auc with 0.55 was LessThanThreshold '0.75'"}],
+                 "labelled": {"file": "labelled_traffic.csv", "rows": 400, "columns": 9}}
 
 
 @dataclass
@@ -853,7 +866,7 @@ class Storm:
             if tick.action != "retrain" and due and not capped:
                 found.append(f"{tick.at:%d %H:%M}: suppressed ({tick.suppressed}) though allowed")
         if self.runs_started != len(retrains):
-            found.append(f"{self.runs_started} drift runs started for {len(retrains)} retrain decisions")
+            found.append(f"{self.runs_started} quality runs started for {len(retrains)} retrain decisions")
         return found
 
     def summary(self) -> dict[str, Any]:
@@ -862,40 +875,50 @@ class Storm:
                 "tick_minutes": self.tick_minutes,
                 "retrains": len(self.retrains),
                 "daily_cap": self.daily_cap, "cooldown_minutes": int(self.cooldown.total_seconds() // 60),
-                "suppressed": dict(suppressed), "drift_runs_started": self.runs_started}
+                "suppressed": dict(suppressed), "quality_runs_started": self.runs_started}
 
 
 def storm(cloud: LocalCloud, folder: Path, hours: int, tick_minutes: int) -> Storm:
-    """A monitor that finds drift every `tick_minutes` for `hours` of simulated time, judged by the real
-    ViolationFunction (as MonitorPipeline's Decide state calls it) on the clock the storm sets. The drift runs
-    it starts end at once (an injected preprocessing failure): the guard rails count retrains started."""
+    """A monitor that finds drift and a confirmed quality drop every `tick_minutes` for `hours` of simulated
+    time, judged by the real ViolationFunction (as MonitorPipeline's Decide state calls it) on the clock the storm
+    sets. The runs it starts end at once (an injected preprocessing failure): the guard rails count retrains."""
     cloud.put_model_config(STORM_MODEL, STORY_CONFIG | {
         "trigger": {"mode": "min_new_rows", "min_new_rows": 10**9}, "retrain": STORY_CONFIG["retrain"] | STORM_RETRAIN})
-    cloud.upload(STORM_MODEL, write_csv(folder, "storm.csv", 200, seed=12))  # the data a retrain trains on
-    cloud.wait_idle(IDLE_TIMEOUT)
-    report = f"monitoring/{STORM_MODEL}/storm/report"
+    report, quality = f"monitoring/{STORM_MODEL}/storm/report", f"monitoring/{STORM_MODEL}/storm/quality"
     s3 = cloud.client("s3")
-    s3.put_object(Bucket=cloud.bucket, Key=f"{report}/constraint_violations.json",
-                  Body=json.dumps({"violations": STORM_VIOLATIONS}).encode())
-    s3.put_object(Bucket=cloud.bucket, Key=f"{report}/drift_metrics.json", Body=json.dumps(STORM_DRIFT).encode())
+    for key, body in ((f"{report}/constraint_violations.json", {"violations": STORM_VIOLATIONS}),
+                      (f"{report}/drift_metrics.json", STORM_DRIFT),
+                      (f"{quality}/quality_metrics.json", STORM_QUALITY)):
+        s3.put_object(Bucket=cloud.bucket, Key=key, Body=json.dumps(body).encode())
+    labelled = write_csv(folder, "labelled_traffic.csv", 400, seed=12, shift=1.0)  # what a retrain trains on
+    s3.upload_file(str(labelled), cloud.bucket, f"{quality}/labelled/labelled_traffic.csv")
     ticks = []
     with injected(cloud, (Injection("job:processing", "algorithm", None),)), violation_clock(cloud) as clock:
         for n in range(hours * 60 // tick_minutes):
             clock.now = STORM_START + timedelta(minutes=n * tick_minutes)
-            window = {"has_data": True, "reason": "capture files to analyse", "files": 1,
-                      "endpoint_name": endpoint_name(STORM_MODEL),
-                      "start": _iso(clock.now - timedelta(minutes=tick_minutes)), "end": _iso(clock.now),
-                      "baseline_uri": None, "manifest_uri": None, "report_uri": f"s3://{cloud.bucket}/{report}",
-                      "code_uri": None, "job_prefix": None, "instance_type": None,
-                      "cluster": None}
             decision = cloud.invoke("ViolationFunction", {"model": STORM_MODEL, "execution": f"monitor-storm-{n:06d}",
-                                                          "window": window})
+                                                          "window": _storm_window(cloud, clock.now, tick_minutes)})
             ticks.append(Tick(clock.now, decision["action"], decision["suppressed"]))
             if decision["action"] == "retrain":
                 cloud.wait_idle(IDLE_TIMEOUT)  # the run ends before the next report: time passes between them
-    runs = [r for r in build_report(cloud, [STORM_MODEL])["runs"] if r["trigger"] == "drift"]
+    runs = [r for r in build_report(cloud, [STORM_MODEL])["runs"] if r["trigger"] == "quality"]
     return Storm(hours, tick_minutes, ticks, timedelta(minutes=STORM_RETRAIN["cooldown_minutes"]),
                  STORM_RETRAIN["daily_cap"], len(runs))
+
+
+def _storm_window(cloud: LocalCloud, now: datetime, tick_minutes: int) -> dict[str, Any]:
+    """PrepareMonitor's window for one storm report: the drift report and the quality report already written."""
+    folder = f"s3://{cloud.bucket}/monitoring/{STORM_MODEL}/storm"
+    start, end = _iso(now - timedelta(minutes=tick_minutes)), _iso(now)
+    quality = {"has_data": True, "reason": "capture and ground-truth files to judge", "start": start, "end": end,
+               "label_delay_hours": 0.0, "metric": "auc", "threshold": 0.75, "files": 1, "label_files": 1,
+               "model_package_arn": None, "baseline_uri": None, "capture_manifest_uri": None,
+               "labels_manifest_uri": None, "report_uri": f"{folder}/quality",
+               "labelled_uri": f"{folder}/quality/labelled"}
+    return {"has_data": True, "reason": "capture files to analyse", "files": 1,
+            "endpoint_name": endpoint_name(STORM_MODEL), "start": start, "end": end, "baseline_uri": None,
+            "manifest_uri": None, "report_uri": f"{folder}/report", "code_uri": None, "job_prefix": None,
+            "instance_type": None, "cluster": None, "quality": quality}
 
 
 def _iso(moment: datetime) -> str:

@@ -214,19 +214,38 @@ def endpoints(cloud: LocalCloud, models: list[str]) -> dict[str, Any]:
         (item,) = ledger_items(cloud, model, "ENDPOINT") or [None]
         if item is None:
             continue
+        sagemaker = cloud.client("sagemaker")
         try:
-            status = cloud.client("sagemaker").describe_endpoint(EndpointName=item["endpoint_name"])["EndpointStatus"]
+            described = sagemaker.describe_endpoint(EndpointName=item["endpoint_name"])
         except ClientError:
-            status = "Deleted"
+            described = {"EndpointStatus": "Deleted"}
         found[model] = {
             "endpoint_name": item["endpoint_name"],
-            "status": status,
+            "status": described["EndpointStatus"],
             "model_package_arn": item.get("model_package_arn"),
+            "model": served_container(sagemaker, described.get("EndpointConfigName")),
             "history": [{"model_package_arn": h.get("model_package_arn"), "outcome": h.get("outcome"),
                          "run_id": h.get("run_id"), "reason": h.get("reason"), "at": h.get("at")}
                         for h in item.get("history", [])],
         }
     return found
+
+
+def served_container(sagemaker: Any, config_name: str | None) -> dict[str, Any] | None:
+    """The model container an endpoint config serves, as SageMaker describes it: a model made from a model
+    package runs the package's container, with the model's environment over the package's."""
+    if config_name is None:
+        return None
+    (variant, *_) = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+    model = sagemaker.describe_model(ModelName=variant["ModelName"])
+    container = model.get("PrimaryContainer") or model["Containers"][0]
+    served = container
+    if "ModelPackageName" in container:
+        package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
+        served = package["InferenceSpecification"]["Containers"][0]
+    return {"image": served.get("Image"), "model_data_url": served.get("ModelDataUrl"),
+            "environment": served.get("Environment", {}) | container.get("Environment", {}),
+            "network_isolation": bool(model.get("EnableNetworkIsolation", False))}
 
 
 def monitoring(cloud: LocalCloud, models: list[str]) -> list[dict[str, Any]]:

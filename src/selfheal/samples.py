@@ -10,13 +10,16 @@ ledger holds the items the function reads; an endpoint serves a model trained on
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -27,7 +30,6 @@ from selfheal_shared import ledger
 from .datagen import churn_frame
 from .localcloud import LocalCloud
 from .localcloud.cloud import REPO_ROOT
-from .localcloud.hosting import import_isolated
 from .localcloud.template import ACCOUNT_ID, REGION
 
 EVENTS = REPO_ROOT / "events"
@@ -79,9 +81,10 @@ class Scene:
         self.cloud.seed_object(model_uri.removeprefix(f"s3://{self.cloud.bucket}/"),
                                sample_model(churn_frame(300, seed=11), target, problem))
         sagemaker = self.cloud.client("sagemaker")
-        sagemaker.create_model(ModelName=config, ExecutionRoleArn=ROLE, PrimaryContainer={
+        # As DeployPipeline creates it: network-isolated, the code inside model.tar.gz (RegisterModel's environment).
+        sagemaker.create_model(ModelName=config, ExecutionRoleArn=ROLE, EnableNetworkIsolation=True, PrimaryContainer={
             "Image": self.cloud.template.parameters["XGBoostImageUri"], "ModelDataUrl": model_uri,
-            "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": model_uri}})
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}})
         sagemaker.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": config, "InstanceType": "ml.m5.large",
             "InitialInstanceCount": 1}])
@@ -307,12 +310,33 @@ def sample_name(event_path: Path) -> str | None:
         return None
 
 
-def seed(cloud: LocalCloud, event_path: Path, event: dict[str, Any]) -> list[str]:
-    """Put the world a sample event assumes into the cloud; returns what was put there. Nothing for
-    an event that is not one of the samples."""
+def seed(cloud: LocalCloud, function: str, event_path: Path, event: dict[str, Any]) -> list[str]:
+    """Put the world a sample event assumes into the cloud, as `function` would see it (the ledger's
+    helpers read its environment); returns what was put there. Nothing for an event not of the samples."""
     name = sample_name(event_path)
     if name not in WORLDS:
         return []
     scene = Scene(cloud)
-    WORLDS[name](scene, event)
+    with cloud.as_function(function):
+        WORLDS[name](scene, event)
     return scene.seeded
+
+
+def import_isolated(path: Path, module_name: str) -> ModuleType:
+    """Import one of ml/'s job scripts with its own sibling modules (features.py)."""
+    siblings = {p.stem for p in path.parent.glob("*.py")}
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name in siblings}
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses and pickling look their module up by name
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(path.parent))
+        for name in siblings:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)

@@ -87,6 +87,14 @@ def test_a_model_that_passes_the_gate_is_deployed_with_capture_scaling_and_a_mon
     endpoint = result["endpoints"]["churn"]
     assert endpoint["status"] == "InService" and endpoint["model_package_arn"] == run["model_package_arn"]
     assert [h["outcome"] for h in endpoint["history"]] == ["deployed"]
+    # And report.json names the container it serves: the package's image and model, the code packed inside the
+    # model where the network-isolated container reads it
+    package = cloud.client("sagemaker").describe_model_package(ModelPackageName=run["model_package_arn"])
+    (packaged,) = package["InferenceSpecification"]["Containers"]
+    assert endpoint["model"] == {"image": packaged["Image"], "model_data_url": packaged["ModelDataUrl"],
+                                 "environment": {"SAGEMAKER_PROGRAM": "inference.py",
+                                                 "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+                                 "network_isolation": True}
     # And the endpoint answers like a client expects, with its traffic captured in SageMaker's format
     cloud.hosting.flush_capture()
     before = capture_files(cloud)  # the smoke test's requests

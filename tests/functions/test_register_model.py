@@ -37,7 +37,7 @@ def test_sample_event(cloud, register, name):
     assert container["Image"] == XGBOOST_IMAGE
     assert container["ModelDataUrl"] == event["model_data_url"]
     assert container["Environment"] == {"SAGEMAKER_PROGRAM": "inference.py",
-                                        "SAGEMAKER_SUBMIT_DIRECTORY": event["model_data_url"]}
+                                        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
     assert package["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
     assert package["ModelMetrics"]["ModelQuality"]["Statistics"] == {"ContentType": "application/json",
                                                                     "S3Uri": event["evaluation_uri"]}

@@ -16,8 +16,11 @@ from hypothesis import strategies as st
 
 
 def _invoke(model: inference.Model, body: str | bytes, content_type: str, accept: str = "application/json") -> str:
-    """The serving container's request path: input_fn → predict_fn → output_fn."""
-    return inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), accept)
+    """The serving container's request path: input_fn → predict_fn → output_fn; the response body."""
+    answer, media_type = inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model),
+                                             accept)
+    assert media_type in (inference.CSV, inference.JSON)
+    return answer
 
 
 def _csv(rows: pd.DataFrame) -> str:
@@ -149,12 +152,13 @@ def test_the_model_directory_serves_on_its_own(binary_model, binary, tmp_path) -
     _, rows, expected = binary
     script = (
         "import importlib.util, sys\n"
-        "spec = importlib.util.spec_from_file_location('served', sys.argv[1] + '/inference.py')\n"
+        "spec = importlib.util.spec_from_file_location('served', sys.argv[1] + '/code/inference.py')\n"
         "served = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(served)\n"
         "model = served.model_fn(sys.argv[1])\n"
         "print(sys.modules['features'].__file__)\n"
-        "print(served.output_fn(served.predict_fn(served.input_fn(sys.stdin.read(), 'text/csv'), model), 'text/csv'))\n"
+        "prediction = served.predict_fn(served.input_fn(sys.stdin.read(), 'text/csv'), model)\n"
+        "print(served.output_fn(prediction, 'text/csv')[0])\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", script, str(binary_model.model_dir)],
@@ -167,7 +171,7 @@ def test_the_model_directory_serves_on_its_own(binary_model, binary, tmp_path) -
     )
     # Then it answers with its own features.py and transform.json, as the booster would
     features_file, *answers = run.stdout.split()
-    assert features_file == str(binary_model.model_dir / "features.py")
+    assert features_file == str(binary_model.model_dir / "code" / "features.py")
     assert np.array_equal(np.array(answers, dtype=np.float32), expected[:3])
 
 

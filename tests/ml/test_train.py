@@ -44,9 +44,10 @@ def test_regression_model_learns(regression_model) -> None:
 
 def test_model_dir_holds_everything_the_endpoint_needs(binary_model) -> None:
     model_dir = binary_model.model_dir
-    assert sorted(path.name for path in model_dir.iterdir()) == [
-        "features.py",
-        "inference.py",
+    assert sorted(str(path.relative_to(model_dir)) for path in model_dir.rglob("*")) == [
+        "code",
+        "code/features.py",
+        "code/inference.py",
         "transform.json",
         "xgboost-model",
     ]
@@ -56,7 +57,7 @@ def test_model_dir_holds_everything_the_endpoint_needs(binary_model) -> None:
         "transform", "transform.json"
     ).read_bytes()
     for name in ("features.py", "inference.py"):
-        assert (model_dir / name).read_text() == (ML / name).read_text()
+        assert (model_dir / "code" / name).read_text() == (ML / name).read_text()
 
 
 def test_hyperparameters_reach_xgboost(binary_model) -> None:

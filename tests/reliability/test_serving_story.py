@@ -84,7 +84,8 @@ def test_bad_inference_payloads_get_client_errors_from_the_real_endpoint(story):
 
 
 def test_the_monitor_schedule_firing_twice_starts_one_retrain(story):
-    # When EventBridge Scheduler delivers the hourly monitor twice, on drifted traffic
+    # When EventBridge Scheduler delivers the hourly monitor twice, on drifted traffic, with labelled data
+    # the champion has not seen waiting
     duplicate = story[0].duplicate("monitor schedule")
     # Then one drift run retrains and deploys (through an UpdateEndpoint refused once for the quota), and
     # traffic is answered

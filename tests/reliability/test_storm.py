@@ -10,8 +10,8 @@ from selfheal.report import ledger_items
 
 
 def test_a_storm_of_violations_retrains_within_the_cooldown_and_the_daily_cap(cloud, inbox, tmp_path, size):
-    # Given a model that retrains on drift at most every 60 minutes and 3 times in 24 hours
-    # When the monitor reports drift every few minutes for hours
+    # Given a model that retrains on a confirmed quality drop at most every 60 minutes and 3 times in 24 hours
+    # When the monitor reports drift and labels confirm the drop every few minutes for hours
     result = storm(cloud, tmp_path, size.storm_hours, size.storm_tick_minutes)
 
     # Then consecutive retrains are a cooldown apart, no 24 hours hold more than the cap, and every

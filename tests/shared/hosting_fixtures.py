@@ -69,9 +69,10 @@ class Hosting:
         """A model and an endpoint config serving it on one variant. Models: "model"; "fixed", which
         answers "fail" too; "heavy", which takes SLOW_LOAD_SECONDS of real time to load."""
         data = f"s3://{BUCKET}/{model}.tar.gz"
+        env = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
+        container = {"Image": "local/toy", "ModelDataUrl": data, "Environment": env}
         self.service.create_model({"ModelName": name, "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/sagemaker",
-                                   "PrimaryContainer": {"Image": "local/toy", "ModelDataUrl": data,
-                                                        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}})
+                                   "PrimaryContainer": container})
         self.service.create_endpoint_config({"EndpointConfigName": name, "ProductionVariants": [
             {"VariantName": variant, "ModelName": name, "InstanceType": "ml.m5.large",
              "InitialInstanceCount": instances}]})

@@ -38,7 +38,7 @@ def test_an_upload_starts_a_run_with_everything_the_pipeline_reads(cloud):
     assert pipeline["training"] == {
         "hyperparameters": {
             "sagemaker_program": '"train.py"',
-            "sagemaker_submit_directory": f'"s3://{BUCKET}/code/{CODE_VERSION}/sourcedir.tar.gz"',
+            "sagemaker_submit_directory": '"/opt/ml/input/data/code/sourcedir.tar.gz"',
             "sagemaker_region": '"us-east-1"',
             "target": '"churned"', "problem": '"binary"',
             "num_round": "200", "eta": "0.1", "objective": '"binary:logistic"',

@@ -5,6 +5,7 @@ local cloud's engine calls services with parameter validation off, and AWS would
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from asl_rules import all_states
 from botocore.validate import ParamValidator
 from selfheal_shared.instances import job_resources
+from selfheal_shared.runs import CODE_CHANNEL_SOURCEDIR
 
 from selfheal.localcloud.sagemaker_jobs import validate_request
 
@@ -139,11 +141,12 @@ def test_train_reads_the_script_from_a_channel_because_the_container_has_no_netw
     train = render(policies, "TrainingPipeline")["States"]["Train"]
     # When it is filled
     sent = fill(train["Parameters"])
-    # Then the code arrives as the `code` channel, the file script mode's
-    # sagemaker_submit_directory must name under network isolation
+    # Then the code arrives as the `code` channel, which SageMaker puts at /opt/ml/input/data/code/<key's name>:
+    # exactly the file the run's sagemaker_submit_directory names (runs.training_hyperparameters)
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in sent["InputDataConfig"]}
-    assert channels["code"].endswith("/sourcedir.tar.gz")
     assert set(channels) == {"train", "validation", "transform", "code"}
+    assert f"/opt/ml/input/data/code/{channels['code'].rsplit('/', 1)[1]}" == CODE_CHANNEL_SOURCEDIR
+    assert json.loads(sent["HyperParameters"]["sagemaker_submit_directory"]) == CODE_CHANNEL_SOURCEDIR
     assert sent["EnableNetworkIsolation"] is True
 
 

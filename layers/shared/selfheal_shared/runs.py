@@ -20,6 +20,10 @@ from selfheal_shared.names import job_prefix_for, run_id_for
 from selfheal_shared.s3uri import S3Uri, s3_uri
 from selfheal_shared.settings import Settings, get_settings
 
+# Train runs network-isolated, so its container cannot fetch code from S3: the code arrives as Train's `code`
+# channel, and script mode reads it there (the SageMaker Python SDK does the same under network isolation:
+# estimator.py, Framework.CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH; job.py adds the `code` channel).
+CODE_CHANNEL_SOURCEDIR = "/opt/ml/input/data/code/sourcedir.tar.gz"
 # Beyond the training budget, time for Preprocess, Evaluate, Register and (later) Deploy.
 LOCK_MARGIN_SECONDS = 4 * 3600
 LABELLED_TRAFFIC = "labelled_traffic"  # a dataset's source when it is captured requests joined with their labels
@@ -152,7 +156,7 @@ def training_hyperparameters(settings: Settings, config: ModelConfig) -> dict[st
     region = settings.training_pipeline_arn.split(":")[3]
     values: dict[str, Any] = {
         "sagemaker_program": "train.py",
-        "sagemaker_submit_directory": s3_uri(settings.data_bucket, "code", settings.code_version, "sourcedir.tar.gz"),
+        "sagemaker_submit_directory": CODE_CHANNEL_SOURCEDIR,
         "sagemaker_region": region,
         "target": config.target,
         "problem": config.problem,

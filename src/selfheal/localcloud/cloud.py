@@ -12,13 +12,14 @@ ml/ scripts run under SageMaker's container contract.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from ..code import code_version, publish_code
 from .async_invoke import AsyncInvoker, DeadLetter
 from .audit import CallAudit
 from .clock import Clock
+from .container import toolkit_python
 from .deploy import deploy_template
 from .eventbridge import patch_moto_events
 from .faults import Faults
@@ -101,6 +103,8 @@ class LocalCloud:
         self._saved_env: dict[str, str | None] = {}
         self._policies: iam.TemplatePolicies | None = None
         self._policies_lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -116,6 +120,7 @@ class LocalCloud:
         self.stop()
 
     def start(self) -> None:
+        toolkit_python()  # refuse to start without the toolkit containers start with, rather than half-run
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._set_env({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S106 - moto needs credentials; these fake ones reach no AWS
                        "AWS_SESSION_TOKEN": "local", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
@@ -143,6 +148,7 @@ class LocalCloud:
     def stop(self) -> None:
         self._async.shutdown(wait=False, cancel_futures=True)
         self.hosting.flush_capture()
+        self.hosting.shutdown()
         self.jobs.shutdown()
         self.router.close()
         for undo in reversed(self._undo):
@@ -164,7 +170,12 @@ class LocalCloud:
     # -- clients and names ---------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
+        """One client per service, made on first use: making a client reads the whole of os.environ (botocore's
+        proxy lookup), which Lambda handlers change in other threads (lambdas.py), and wait_idle asks every poll."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(service, region_name=REGION)
+            return self._clients[service]
 
     def resource(self, service: str) -> Any:
         return boto3.resource(service, region_name=REGION)
@@ -323,3 +334,9 @@ class LocalCloud:
 
     def functions(self) -> list[FunctionSpec]:
         return list({spec.logical_id: spec for spec in self.router._specs.values()}.values())
+
+    @contextlib.contextmanager
+    def as_function(self, name: str) -> Iterator[None]:
+        """This thread sees `name`'s environment, as code running inside that function would."""
+        with os.environ.overlay(self.router.spec(name).environment):  # type: ignore[attr-defined]
+            yield

@@ -1,32 +1,32 @@
 """SageMaker real-time hosting on this machine: models, endpoint configs, endpoints, and InvokeEndpoint.
 
 moto completes endpoints at once, lacks UpdateEndpoint and answers invokes with a canned body. Here an
-endpoint serves its model through the model's own inference script (ml/inference.py in model.tar.gz),
-loaded in-process as SageMaker's XGBoost container loads it; its lifecycle is botocore's EndpointStatus
-(endpoint_rules.py: what each status accepts), a fleet launching in simulated minutes (clock.py);
-UpdateEndpoint is blue/green: the old config serves until the new one has launched, loaded, taken its
-canary share and baked under the rollback alarms (evaluated as CloudWatch would, endpoint_metrics.py); an
-alarm, a failed health check or MaximumExecutionTimeoutInSeconds puts it back InService on the old config
-with FailureReason set, as SageMaker does, and a failed rollback leaves UpdateRollbackFailed. Data capture
-writes SageMaker's format under <DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/.
+endpoint's model runs in its own serving container (serving.py): SageMaker extracts model.tar.gz into
+/opt/ml/model, the real script-mode toolkit finds and fetches the code as the XGBoost container does (no route
+to AWS under network isolation), and the real serving toolkit answers each invocation with its own statuses.
+Its lifecycle is botocore's EndpointStatus (endpoint_rules.py: what each status accepts), a fleet launching in
+simulated minutes (clock.py); UpdateEndpoint is blue/green: the old config serves until the new one has
+launched, loaded, taken its canary share and baked under the rollback alarms (evaluated as CloudWatch would,
+endpoint_metrics.py); an alarm, a failed health check or MaximumExecutionTimeoutInSeconds puts it back
+InService on the old config with FailureReason set, as SageMaker does, and a failed rollback leaves
+UpdateRollbackFailed. Data capture writes SageMaker's format under <DestinationS3Uri>/<endpoint>/<variant>/
+yyyy/mm/dd/hh/, with the request's InferenceId as eventMetadata.inferenceId.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import importlib.util
 import io
 import json
-import sys
 import tarfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -36,10 +36,12 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from .clock import Clock
+from .container import ContainerStartFailed, container_env, start_user_code
 from .endpoint_metrics import FleetMetrics, VariantMetrics, evaluate, publish, rollback_alarms
 from .endpoint_rules import IN_PROGRESS, MAX_EXECUTION_SECONDS, check_deletable, check_deployment, check_updatable
 from .faults import Faults
-from .sagemaker_jobs import ValidationException, api_fault, split_s3_uri, validate_request
+from .sagemaker_jobs import ValidationException, api_fault, fetch_code, split_s3_uri, validate_request
+from .serving import SERVERS, ContainerAnswer, ContainerTimedOut, ContainerUnhealthy, ServingContainer
 
 _CAPTURE_FLUSH_RECORDS = 200
 # Simulated seconds a fleet takes to launch (before its container starts), 15 minutes under the
@@ -51,35 +53,33 @@ _EVALUATION_SECONDS = 10  # simulated seconds between evaluations of the rollbac
 
 class ModelError(ServiceException):
     """InvokeEndpoint's answer when the container answered with an error (HTTP 424), carrying the
-    container's own status: 4xx for a bad request, 500 for a model that failed."""
+    container's own status: what its serving toolkit answered, 4xx or 5xx."""
 
     code = "ModelError"
 
     def __init__(self, status: int, message: str) -> None:
-        kind = "client" if status < 500 else "server"
+        kind = "client" if 400 <= status < 500 else "server"
         super().__init__(f"Received {kind} error ({status}) from primary with message \"{message}\".")
         self.original_status_code = status
         self.original_message = message
 
 
+# InvokeEndpoint's ModelError when the container does not answer in time (status 0: no HTTP answer at all).
+_INVOCATION_TIMED_OUT = ("Your invocation timed out while waiting for a response from container primary. "
+                         "Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, "
+                         "and try again.")
+
+
 @dataclass
 class LoadedModel:
-    """One production variant's model, loaded as the serving container would load it."""
+    """One production variant's model, served by its own container."""
 
     name: str
-    module: ModuleType
-    model: Any
+    container: ServingContainer
     fail_every_request: bool = False
 
-    def predict(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        if self.fail_every_request:
-            raise RuntimeError("injected fault: the model raises on every request")
-        data = self.module.input_fn(body.decode("utf-8") if isinstance(body, bytes) else body, content_type)
-        prediction = self.module.predict_fn(data, self.model)
-        out = self.module.output_fn(prediction, accept)
-        if isinstance(out, tuple):
-            out, accept = out
-        return (out.encode() if isinstance(out, str) else out), accept
+    def predict(self, body: bytes, content_type: str | None, accept: str | None) -> ContainerAnswer:
+        return self.container.invoke(body, content_type, accept, fault=self.fail_every_request)
 
 
 @dataclass
@@ -114,6 +114,8 @@ class HostingService:
         self._lock = threading.RLock()
         self._capture: dict[str, list[str]] = {}
         self._threads: list[threading.Thread] = []
+        self._containers: weakref.WeakSet[ServingContainer] = weakref.WeakSet()
+        SERVERS.warm(container_env(self._work_dir / "spare-home", region))  # a model server ready when needed
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self._region}:{self._account}:{kind}/{name.lower()}"
@@ -345,20 +347,42 @@ class HostingService:
         return loaded
 
     def _load_model(self, model_name: str) -> LoadedModel:
+        """Start the model's container as SageMaker does: the model artifacts extracted into /opt/ml/model, then
+        the framework's start-up (the script-mode toolkit fetches the code), then the model server."""
         container = self._container(model_name)
-        target = self._work_dir / model_name
+        isolated = bool(self.models[model_name].get("EnableNetworkIsolation", False))
+        sandbox = self._work_dir / f"{model_name}-{uuid.uuid4().hex[:8]}"
+        root = sandbox / "opt_ml"
+        (root / "model").mkdir(parents=True)
         bucket, key = split_s3_uri(container["ModelDataUrl"])
         body = boto3.client("s3", region_name=self._region).get_object(Bucket=bucket, Key=key)["Body"].read()
-        target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-            tar.extractall(target, filter="data")
-        program = container.get("Environment", {}).get("SAGEMAKER_PROGRAM", "inference.py")
-        module = import_isolated(target / program, f"selfheal_serving_{model_name.replace('-', '_')}")
-        return LoadedModel(model_name, module, module.model_fn(str(target)))
+            tar.extractall(root / "model", filter="data")
+        env = container_env(sandbox / "home", self._region) | container.get("Environment", {})
+        log = sandbox / "container.log"
+        fetched = fetch_code(env.get("SAGEMAKER_SUBMIT_DIRECTORY", ""), sandbox, isolated)
+        try:
+            started = start_user_code("serving", root, env, log, fetched)
+        except ContainerStartFailed as failed:  # the serving process exits before it ever answers /ping
+            raise ContainerUnhealthy(f"the container's start-up failed: {failed.failure}") from failed
+        if not started.user_entry_point:
+            raise ContainerUnhealthy("no SAGEMAKER_PROGRAM: the XGBoost container would serve its built-in "
+                                     "algorithm, which the local cloud does not run")
+        serving = SERVERS.start(started.code_dir, root / "model", env, log)
+        self._containers.add(serving)
+        return LoadedModel(model_name, serving)
+
+    def shutdown(self) -> None:
+        """Stop every serving container still running."""
+        for serving in list(self._containers):
+            serving.stop()
 
     # -- invocations -------------------------------------------------------------------------------------------
 
-    def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> tuple[bytes, str, str]:
+    def invoke(self, name: str, body: bytes, content_type: str | None, accept: str | None,
+               inference_id: str | None = None) -> tuple[bytes, str | None, str]:
+        if inference_id is not None:
+            _check_inference_id(inference_id)
         endpoint = self._endpoint(name)
         if endpoint.status not in {"InService", "Updating"} or not endpoint.serving:
             raise ValidationException(f"Endpoint {name} of account {self._account} not found or not InService.")
@@ -372,29 +396,36 @@ class HostingService:
         stats.invocations += 1
         started = time.perf_counter()
         try:
-            out, out_type = model.predict(body, content_type, accept)
-        except ValueError as exc:  # the inference script's named client errors carry their HTTP status
-            stats.errors_4xx += 1
-            raise ModelError(getattr(exc, "status_code", 400), str(exc)) from exc
-        except Exception as exc:
+            answer = model.predict(body, content_type, accept)
+        except ContainerTimedOut as exc:
             stats.errors_5xx += 1
-            raise ModelError(500, str(exc)) from exc
+            raise ModelError(0, _INVOCATION_TIMED_OUT) from exc
+        # The container's own status decides (its serving toolkit's rule), and so what CloudWatch counts.
+        if answer.status >= 500:
+            stats.errors_5xx += 1
+        elif answer.status >= 400:
+            stats.errors_4xx += 1
+        if answer.status >= 300:
+            raise ModelError(answer.status, answer.body.decode("utf-8", errors="replace"))
         stats.latency_ms.append((time.perf_counter() - started) * 1000)
-        self._capture_record(endpoint, str(config), variant, body, content_type, out, out_type)
-        return out, out_type, variant
+        out_type = answer.content_type or "application/octet-stream"
+        self._capture_record(endpoint, str(config), variant, body, content_type or "", answer.body, out_type,
+                             inference_id)
+        return answer.body, out_type, variant
 
     def _capture_record(self, endpoint: Endpoint, config_name: str, variant: str, body: bytes, content_type: str,
-                        out: bytes, out_type: str) -> None:
+                        out: bytes, out_type: str, inference_id: str | None) -> None:
         capture = self.configs[config_name].get("DataCaptureConfig")
         if not capture or not capture.get("EnableCapture", True):
             return
         if (endpoint.requests % 100) >= capture["InitialSamplingPercentage"]:
             return
         now = dt.datetime.now(dt.UTC)
+        metadata = {"eventId": str(uuid.uuid4()), **({"inferenceId": inference_id} if inference_id else {}),
+                    "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
         record = {"captureData": {"endpointInput": _captured(body, content_type, "INPUT"),
                                   "endpointOutput": _captured(out, out_type, "OUTPUT")},
-                  "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
-                  "eventVersion": "0"}
+                  "eventMetadata": metadata, "eventVersion": "0"}
         prefix = f"{capture['DestinationS3Uri'].rstrip('/')}/{endpoint.name}/{variant}/{now:%Y/%m/%d/%H}"
         with self._lock:
             lines = self._capture.setdefault(prefix, [])
@@ -422,24 +453,15 @@ def _captured(data: bytes, content_type: str, mode: str) -> dict[str, str]:
     return {"observedContentType": content_type, "mode": mode, "data": payload, "encoding": encoding or "BASE64"}
 
 
-def import_isolated(path: Path, module_name: str) -> ModuleType:
-    """Import a model's inference script with its own sibling modules (features.py), not another model's."""
-    siblings = {p.stem for p in path.parent.glob("*.py")}
-    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name in siblings}
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise FileNotFoundError(path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # dataclasses and pickling look their module up by name
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(path.parent))
-        for name in siblings:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
+
+
+def _check_inference_id(inference_id: str) -> None:
+    """InvokeEndpoint's InferenceId as botocore's model constrains it: 1 to 64 printable characters, the first
+    not a space (min 1, max 64, pattern \\A\\S[\\p{Print}]*\\z)."""
+    if not 1 <= len(inference_id) <= 64 or not inference_id.isprintable() or inference_id[0].isspace():
+        raise ValidationException(f"1 validation error detected: Value '{inference_id}' at 'inferenceId' failed to "
+                                  "satisfy constraint: Member must satisfy regular expression pattern: "
+                                  "\\A\\S[\\p{Print}]*\\z and length between 1 and 64")
 
 
 def patch_moto_hosting(service: HostingService) -> Callable[[], None]:
@@ -469,9 +491,10 @@ def patch_moto_hosting(service: HostingService) -> Callable[[], None]:
 
     def invoke_endpoint(self: SageMakerRuntimeResponse) -> Any:
         name = self.path.split("/")[2]
+        # The container gets the client's headers as sent: an absent one stays absent (the toolkit has defaults).
         out, out_type, variant = service.invoke(name, self.body if isinstance(self.body, bytes) else self.body.encode(),
-                                                self.headers.get("Content-Type", "text/csv"),
-                                                self.headers.get("Accept", "text/csv"))
+                                                self.headers.get("Content-Type"), self.headers.get("Accept"),
+                                                self.headers.get("X-Amzn-SageMaker-Inference-Id"))
         return 200, {"Content-Type": out_type, "x-Amzn-Invoked-Production-Variant": variant}, out
 
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]

@@ -2,17 +2,18 @@
 
 CreateProcessingJob and CreateTrainingJob are answered here instead of by moto's stubs (which complete
 every job at once and drop most request fields): the request is validated against botocore's service
-model, its S3 inputs are downloaded into a sandbox laid out like the container's /opt/ml, the job's
-entrypoint (processing) or script-mode program (training) runs in a subprocess with the project's
-Python, outputs go back to S3, and Describe* reports InProgress, then Completed, Failed or Stopped,
-with the request's own fields, as SageMaker does.
+model, its S3 inputs are downloaded into a sandbox laid out like the container's /opt/ml, and the job runs
+in subprocesses that see what the container would (container.py: no route to AWS). A processing job runs its
+ContainerEntrypoint; a training job is started by the real script-mode toolkit (it finds and fetches the code
+as the XGBoost container does), then its user module runs with the toolkit's arguments and SM_* variables.
+Outputs go back to S3, and Describe* reports InProgress, then Completed, Failed or Stopped, with the
+request's own fields, as SageMaker does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.responses import SageMakerResponse
 
+from .container import ContainerStartFailed, Started, container_env, start_user_code
 from .faults import Faults
 from .instance_rules import volume_key_refusal
 
@@ -197,12 +199,15 @@ class JobService:
             return self._finish(job, "Failed", CAPACITY_ERROR)
         if fault and fault.kind == "algorithm":
             return self._finish(job, "Failed", "AlgorithmError: injected fault: the algorithm exited with an error")
-        command, env, timeout = (self._prepare_processing(job, root) if job.kind == "processing"
+        try:
+            command, env, cwd = (self._prepare_processing(job, root) if job.kind == "processing"
                                  else self._prepare_training(job, root))
+        except ContainerStartFailed as failed:
+            return self._finish(job, "Failed", algorithm_error(failed.failure))
         if fault and fault.kind == "hang":
             command = [self._python, "-c", "import time; time.sleep(10**6)"]
         job.secondary_status = "Training" if job.kind == "training" else "InProgress"
-        exit_code, tail, seconds = self._execute(job, sandbox, command, env, timeout)
+        exit_code, tail, seconds = self._execute(job, cwd, command, env, self._timeout(job))
         job.compute_seconds = seconds
         if job.kind == "training":
             self._sync_checkpoints(job, root, upload=True)
@@ -211,7 +216,9 @@ class JobService:
             job.secondary_status = reason
             return self._finish(job, "Stopped", None if reason == "Stopped" else f"{reason}: the job ran out of time")
         if exit_code != 0:
-            return self._finish(job, "Failed", f"AlgorithmError: exit code {exit_code}\n{tail}")
+            failure = root / "output" / "failure"
+            return self._finish(job, "Failed", algorithm_error(failure.read_text(errors="replace"))
+                                if failure.exists() else f"AlgorithmError: exit code {exit_code}\n{tail}")
         job.secondary_status = "Uploading"
         if job.kind == "processing":
             self._upload_processing_outputs(job, root)
@@ -227,14 +234,14 @@ class JobService:
             job.secondary_status = status
         job.status = status
 
-    def _execute(self, job: Job, sandbox: Path, command: list[str], env: dict[str, str],
+    def _execute(self, job: Job, cwd: Path, command: list[str], env: dict[str, str],
                  timeout: float) -> tuple[int | None, str, float]:
-        log_path = sandbox / "job.log"
+        log_path = self._log(job)
         started = dt.datetime.now(dt.UTC)
-        with open(log_path, "wb") as log:
+        with open(log_path, "ab") as log:
             # The job's own entrypoint, as its container would run it: an argv list, no shell.
             job.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
-                                           env=env, cwd=sandbox)
+                                           env=env, cwd=cwd)
             try:
                 exit_code: int | None = job.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -245,11 +252,14 @@ class JobService:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
         return exit_code, tail, seconds
 
+    @staticmethod
+    def _log(job: Job) -> Path:
+        return job.sandbox / "job.log"  # type: ignore[operator]
+
     def _base_env(self, root: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_", "SELFHEAL_"))}
-        # The container has no AWS credentials of the caller's: jobs reach S3 only through their inputs.
-        env |= {"SELFHEAL_OPT_ML": str(root), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-        return env
+        # Jobs reach S3 only through their inputs and outputs, which SageMaker moves for them.
+        return container_env(root.parent / "home", self._region) | {
+            "SELFHEAL_OPT_ML": str(root), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
     @staticmethod
     def _timeout(job: Job) -> float:
@@ -257,7 +267,7 @@ class JobService:
 
     # processing ----------------------------------------------------------------------------------
 
-    def _prepare_processing(self, job: Job, root: Path) -> tuple[list[str], dict[str, str], float]:
+    def _prepare_processing(self, job: Job, root: Path) -> tuple[list[str], dict[str, str], Path]:
         request = job.request
         for item in request.get("ProcessingInputs", []):
             s3_input = item.get("S3Input")
@@ -278,7 +288,7 @@ class JobService:
                              "cannot run locally")
         command = [self._python if part in {"python", "python3"} else _local_arg(root, part) for part in command]
         env = self._base_env(root) | request.get("Environment", {})
-        return command, env, self._timeout(job)
+        return command, env, root.parent
 
     def _upload_processing_outputs(self, job: Job, root: Path) -> None:
         for output in job.request.get("ProcessingOutputConfig", {}).get("Outputs", []):
@@ -287,52 +297,34 @@ class JobService:
 
     # training --------------------------------------------------------------------------------------
 
-    def _prepare_training(self, job: Job, root: Path) -> tuple[list[str], dict[str, str], float]:
+    def _prepare_training(self, job: Job, root: Path) -> tuple[list[str], dict[str, str], Path]:
         request = job.request
-        channels = []
         for channel in request.get("InputDataConfig", []):
             source = channel["DataSource"]["S3DataSource"]
-            name = channel["ChannelName"]
-            download(source["S3Uri"], source["S3DataType"], root / "input" / "data" / name)
-            channels.append(name)
+            download(source["S3Uri"], source["S3DataType"], root / "input" / "data" / channel["ChannelName"])
         for folder in ("model", "output/data", "input/config", "checkpoints"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         self._sync_checkpoints(job, root, upload=False)
-        raw = request.get("HyperParameters", {})
-        (root / "input/config/hyperparameters.json").write_text(json.dumps(raw))
+        hyperparameters = request.get("HyperParameters", {})
+        (root / "input/config/hyperparameters.json").write_text(json.dumps(hyperparameters))
         (root / "input/config/inputdataconfig.json").write_text(
             json.dumps({c["ChannelName"]: {k: v for k, v in c.items() if k != "ChannelName"}
                         for c in request.get("InputDataConfig", [])}))
         (root / "input/config/resourceconfig.json").write_text(
             json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
-        decoded = {key: _decode_hp(value) for key, value in raw.items()}
-        program = decoded.get("sagemaker_program")
-        submit = decoded.get("sagemaker_submit_directory")
-        if not program or not submit:
-            raise ValueError("only script mode is supported locally: set the sagemaker_program and "
-                             "sagemaker_submit_directory hyperparameters")
-        code_dir = root / "code"
-        extract_sourcedir(str(submit), code_dir, root)
-        user_hps = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
-        args = [part for key, value in user_hps.items() for part in (f"--{key}", _hp_arg(value))]
-        env = self._base_env(root) | request.get("Environment", {}) | {
-            "SM_MODEL_DIR": str(root / "model"),
-            "SM_OUTPUT_DATA_DIR": str(root / "output/data"),
-            "SM_OUTPUT_DIR": str(root / "output"),
-            "SM_INPUT_DIR": str(root / "input"),
-            "SM_INPUT_CONFIG_DIR": str(root / "input/config"),
-            "SM_CHANNELS": json.dumps(channels),
-            "SM_HPS": json.dumps(user_hps),
-            "SM_USER_ARGS": json.dumps(args),
-            "SM_CURRENT_HOST": "algo-1",
-            "SM_HOSTS": json.dumps(["algo-1"]),
-            "SM_NUM_CPUS": str(os.cpu_count() or 1),
-            "SM_NUM_GPUS": "0",
-            "SM_MODULE_NAME": Path(str(program)).stem,
-        }
-        env |= {f"SM_CHANNEL_{name.upper()}": str(root / "input" / "data" / name) for name in channels}
-        env |= {f"SM_HP_{key.upper()}": str(value) for key, value in user_hps.items()}
-        return [self._python, str(code_dir / str(program)), *args], env, self._timeout(job)
+        # SageMaker names the job in its container (sagemaker-containers _params.TRAINING_JOB_ENV).
+        env = self._base_env(root) | request.get("Environment", {}) | {"TRAINING_JOB_NAME": job.name}
+        submit = _decode_hp(hyperparameters.get("sagemaker_submit_directory", ""))
+        fetched = fetch_code(str(submit), root.parent, isolated=request.get("EnableNetworkIsolation", False))
+        started = start_user_code("training", root, env, self._log(job), fetched)
+        return self._user_module(started, env)
+
+    def _user_module(self, started: Started, env: dict[str, str]) -> tuple[list[str], dict[str, str], Path]:
+        """The toolkit's run_module: `python -m <module> <args>` in the code directory, with its SM_* variables."""
+        if not started.user_entry_point:
+            raise ValueError("only script mode is supported locally: set the sagemaker_program hyperparameter "
+                             "(without it the XGBoost container runs its built-in algorithm)")
+        return [self._python, "-m", str(started.module_name), *started.args], env | started.env, started.code_dir
 
     def _sync_checkpoints(self, job: Job, root: Path, upload: bool) -> None:
         config = job.request.get("CheckpointConfig")
@@ -393,6 +385,18 @@ def _fetch(bucket: str, key: str, path: Path) -> None:
     _s3().download_file(bucket, key, str(path))
 
 
+def fetch_code(location: str, sandbox: Path, isolated: bool) -> Path | None:
+    """An s3:// code location, fetched as a container with network access and its role's credentials would;
+    under network isolation the container has neither: None, and the toolkit's own attempt fails as it would."""
+    if isolated or not location.startswith("s3://"):
+        return None
+    bucket, key = split_s3_uri(location)
+    archive = sandbox / "fetched-code" / Path(key).name
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    _s3().download_file(bucket, key, str(archive))
+    return archive
+
+
 def upload_dir(local: Path, uri: str) -> None:
     bucket, prefix = split_s3_uri(uri)
     for path in sorted(local.rglob("*")):
@@ -401,17 +405,11 @@ def upload_dir(local: Path, uri: str) -> None:
             _s3().upload_file(str(path), bucket, key)
 
 
-def extract_sourcedir(location: str, target: Path, root: Path) -> None:
-    """Script mode's code: an S3 URI, or (with network isolation) a path inside the container's channels."""
-    target.mkdir(parents=True, exist_ok=True)
-    if location.startswith(OPT_ML + "/"):
-        archive = _local(root, location)
-    else:
-        archive = target.parent / "sourcedir.tar.gz"
-        bucket, key = split_s3_uri(location)
-        _s3().download_file(bucket, key, str(archive))
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
+def algorithm_error(failure: str) -> str:
+    """DescribeTrainingJob's FailureReason for a container that wrote /opt/ml/output/failure: "Amazon SageMaker
+    returns the first 1024 characters from this file as FailureReason" (sagemaker-containers _files.py,
+    write_failure_file, after the SageMaker Developer Guide's "How Amazon SageMaker Runs Your Training Image")."""
+    return f"AlgorithmError: {failure[:1024]}"
 
 
 def _local(root: Path, container_path: str) -> Path:
@@ -425,15 +423,12 @@ def _local_arg(root: Path, part: str) -> str:
 
 
 def _decode_hp(value: str) -> Any:
-    """The SageMaker SDK JSON-encodes script-mode hyperparameters; the training toolkit decodes them."""
+    """The SageMaker SDK JSON-encodes script-mode hyperparameters; the training toolkit decodes them
+    (sagemaker_containers _env.read_hyperparameters)."""
     try:
         return json.loads(value)
     except (TypeError, ValueError):
         return value
-
-
-def _hp_arg(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def api_fault(kind: str, operation: str) -> ServiceException:
