@@ -189,7 +189,8 @@ def quality_findings(config: ModelConfig, quality: QualityMetrics | None) -> Qua
         return None
     metric = config.metric
     return Quality(metric.name, metric.threshold, metric.greater_is_better, config.monitor.min_labels,
-                   matched=int(quality.labels.get("matched", 0)), realized=quality.metrics.get(metric.name),
+                   matched=int(quality.labels.get("matched", 0)), pending=int(quality.labels.get("pending", 0)),
+                   realized=quality.metrics.get(metric.name),
                    estimated=quality.estimated.get(metric.name))
 
 

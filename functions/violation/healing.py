@@ -4,7 +4,9 @@ Drift says the world moved; only labels say whether the model got worse, and onl
 than the champion's can make a better one. So:
 - realized quality (at least monitor.min_labels labelled predictions) decides first: below the
   threshold, retrain on the newest labelled traffic (trigger "quality"); holding, nothing is done,
-  whatever the drift, and a pending retrain is cleared ("quality held");
+  whatever the drift, and a pending retrain is cleared ("quality held"), unless the drift comes with
+  at least min_labels newer predictions still awaiting their labels: the realized metric then speaks
+  for the traffic before the drift, so it waits for those labels;
 - without enough labels, drift with labelled uploads the champion never saw may retrain (trigger
   "drift"); drift without them waits for labels (a pending retrain is recorded): a retrain on the
   data the champion was trained on would learn nothing new;
@@ -32,6 +34,7 @@ class Quality:
     greater_is_better: bool
     min_labels: int
     matched: int = 0  # labelled predictions in the window
+    pending: int = 0  # predictions in the window whose labels may still arrive (within the label delay)
     realized: float | None = None
     estimated: float | None = None
 
@@ -77,6 +80,9 @@ def judge(findings: Findings, on_violation: str) -> Judgement:
         realized = quality.describe(quality.realized, "realized")
         if quality.below(quality.realized):
             return _retrain(on_violation, "quality", f"{realized}{drift}; retraining on the labelled traffic")
+        if findings.enough_drift and quality.pending >= quality.min_labels:
+            return Judgement("wait_for_labels", f"{realized}, but {findings.drift}, and {quality.pending} newer "
+                                                "predictions await their labels: waiting for them", pending="set")
         if findings.pending:
             return Judgement("none", f"quality held: {realized}{drift}; the pending retrain is cleared",
                              pending="clear")

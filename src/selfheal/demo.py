@@ -40,9 +40,9 @@ def write_demo(out: Path, rows: int, seed: int) -> Path:
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     churn_frame(rows, seed).to_csv(data / "first.csv", index=False)
-    _traffic(data, "traffic", churn_frame(max(250, rows // 10), seed + 1))
+    write_traffic(data, "traffic", churn_frame(max(250, rows // 10), seed + 1))
     # Drifted inputs, and the relation to churn turned around: only labels can show the second.
-    _traffic(data, "traffic_shifted", churn_frame(max(1000, rows // 2), seed + 2, shift=1.0, concept=1.0))
+    write_traffic(data, "traffic_shifted", churn_frame(max(1000, rows // 2), seed + 2, shift=1.0, concept=1.0))
     steps = [
         {"upload": {"model": "churn", "file": "data/first.csv"}},
         {"traffic": {"model": "churn", "file": "data/traffic.csv"}},
@@ -58,7 +58,7 @@ def write_demo(out: Path, rows: int, seed: int) -> Path:
     return path
 
 
-def _traffic(folder: Path, name: str, frame: pd.DataFrame) -> None:
+def write_traffic(folder: Path, name: str, frame: pd.DataFrame) -> None:
     """Requests with their ids (<name>.csv), and the labels a labelling process returns later (<name>_labels.csv)."""
     frame = frame.assign(inference_id=[f"{name}-{i}" for i in range(len(frame))])
     frame.drop(columns=[TARGET]).to_csv(folder / f"{name}.csv", index=False)

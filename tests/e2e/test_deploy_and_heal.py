@@ -73,6 +73,11 @@ def captured(cloud: LocalCloud, keys: set[str]) -> list[dict]:
     return records
 
 
+def by_kind(result: dict, kind: str) -> list[dict]:
+    """report.json's monitoring entries of one kind ("data" or "model_quality"): one of each per execution."""
+    return [check for check in result["monitoring"] if check["kind"] == kind]
+
+
 def sent_rows(path: Path) -> list[str]:
     """The request bodies send_traffic sent for a file: its rows as CSV lines, without header or target."""
     return read_table(path).to_csv(header=False, index=False, lineterminator="\n").splitlines()
@@ -117,8 +122,11 @@ def test_traffic_like_the_baseline_finds_no_drift_and_changes_nothing(cloud, tmp
     cloud.start_monitoring("churn")
     cloud.wait_idle(IDLE_TIMEOUT)
     result = report(cloud)
-    (check,) = result["monitoring"]
+    (check,) = by_kind(result, "data")
     assert check["status"] == "Completed" and check["violations"] == [] and check["action"] == "none"
+    # and with no labels yet, model quality is estimated from the model's scores, above the threshold
+    (quality,) = by_kind(result, "model_quality")
+    assert quality["labels"]["matched"] == 0 and quality["estimated"]["auc"] > 0.75
     assert len(result["runs"]) == 1
 
 
@@ -133,8 +141,9 @@ def test_drift_retrains_on_the_newest_window_and_the_better_model_replaces_the_c
     cloud.start_monitoring("churn")
     cloud.wait_idle(IDLE_TIMEOUT)
     result = report(cloud)
-    # Then the monitor found drift on the shifted features, and retrained
-    (check,) = result["monitoring"]
+    # Then the monitor found drift on the shifted features and, with labelled data the champion has not
+    # seen, retrained
+    (check,) = by_kind(result, "data")
     assert check["status"] == "CompletedWithViolations" and check["action"] == "retrain", check
     drifted = {v["feature_name"] for v in check["violations"] if v["constraint_check_type"] == "baseline_drift_check"}
     assert drifted and drifted <= set(SHIFTED_FEATURES)
@@ -154,12 +163,12 @@ def test_the_same_violations_inside_the_cooldown_start_no_second_retrain(cloud, 
     deploy_first_model(cloud, tmp_path, HEAL_CONFIG | {
         "metric": {"name": "auc", "threshold": 0.75, "min_improvement": 0.99},
         "retrain": {"on_violation": "retrain", "cooldown_minutes": 600, "window": {"mode": "latest"}}})
-    cloud.upload("churn", write(tmp_path, "shifted.csv", 600, seed=2, shift=1.0))
-    for attempt in range(2):
-        serve(cloud, tmp_path, f"shifted-{attempt}.csv", shift=1.0, rows=200)
+    for attempt in range(2):  # each time with a new labelled batch the champion has not seen (too small to train on)
+        cloud.upload("churn", write(tmp_path, f"shifted-{attempt}.csv", 600, seed=2 + attempt, shift=1.0))
+        serve(cloud, tmp_path, f"shifted-traffic-{attempt}.csv", shift=1.0, rows=200)
         cloud.start_monitoring("churn")
         cloud.wait_idle(IDLE_TIMEOUT)
-    checks = report(cloud)["monitoring"]
+    checks = by_kind(report(cloud), "data")
     assert [c["action"] for c in checks][0] == "retrain"
     second = checks[1]
     assert second["action"] != "retrain" and "cooldown" in second["reason"].lower(), second

@@ -50,7 +50,7 @@ def lines(text: str) -> list[str]:
     return text.splitlines()
 
 
-def test_make_demo_from_a_fresh_clone_heals_the_drifted_model(clone):
+def test_make_demo_from_a_fresh_clone_waits_for_labels_then_heals(clone):
     # When a new user types the README's first command
     done = run(["make", "demo"], clone, timeout=900)
     # Then it succeeds, and says nothing on stderr a user would take for an error
@@ -59,8 +59,9 @@ def test_make_demo_from_a_fresh_clone_heals_the_drifted_model(clone):
     # And the report, in the relative default folder, tells the demo's story
     report = json.loads((clone / "out" / "demo" / "report.json").read_text())
     assert [(r["trigger"], r["status"], r["decision"]) for r in report["runs"]] == [
-        ("upload", "SUCCEEDED", "deployed"), ("drift", "SUCCEEDED", "deployed")]
-    assert [m["action"] for m in report["monitoring"]] == ["none", "retrain"]
+        ("upload", "SUCCEEDED", "deployed"), ("quality", "SUCCEEDED", "deployed")]
+    # (each monitoring execution judges drift and model quality: one entry for each, with one action)
+    assert [m["action"] for m in report["monitoring"]][::2] == ["none", "wait_for_labels", "retrain"]
     assert [t["errors"] for t in report["traffic"]] == [0, 0] and report["problems"] == []
     # And the last line says where to look
     assert lines(done.stdout)[-1].startswith(f"report: {clone / 'out' / 'demo' / 'report.json'} and ")

@@ -27,6 +27,19 @@ def test_realized_quality_holding_means_nothing_to_do_even_with_drift():
     assert DRIFT in judgement.reason
 
 
+def test_quality_holding_on_older_labels_while_drifted_predictions_await_theirs_waits_for_them():
+    # Given drift, and a realized metric from labelled traffic before it, while the drifted predictions
+    # are still within the label delay
+    findings = Findings(drift=DRIFT, enough_drift=True, quality=quality(matched=250, pending=1000, realized=0.87))
+    judgement = judge(findings, "retrain")
+    # Then the metric does not clear the drift: it waits for the newer labels, recording a pending retrain
+    assert (judgement.action, judgement.pending) == ("wait_for_labels", "set")
+    assert "1000 newer predictions await their labels" in judgement.reason
+    # and a few pending predictions (fewer than min_labels) do not hold back the verdict of the many labelled
+    few = Findings(drift=DRIFT, enough_drift=True, quality=quality(matched=400, pending=20, realized=0.87))
+    assert judge(few, "retrain").action == "none"
+
+
 def test_labels_arriving_for_a_pending_retrain_that_hold_clear_it():
     judgement = judge(Findings(quality=quality(matched=150, realized=0.8), pending=True), "retrain")
     assert (judgement.action, judgement.pending) == ("none", "clear")
