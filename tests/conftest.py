@@ -22,3 +22,34 @@ def setup_tool() -> Callable[[Path, str], Path]:
         return path
 
     return require
+
+
+# -- tiers: `pytest -m unit` (no AWS at all, in-process), `-m moto` (the product against moto), `-m tools`
+# (sam, cfn-lint, checkov, bandit and the benchmarks' own environments, as subprocesses), `-m localcloud` ---------
+
+LOCAL_CLOUD_FOLDERS = {"e2e", "reliability", "localcloud", "benchmarks"}
+TOOL_FILES = {"test_lint.py", "test_deploy.py", "test_bandit_rules.py", "test_no_secrets.py"}
+LOCAL_CLOUD_FIXTURES = {"hosting", "jobs", "serve", "run_job", "module_hosting", "inbox"}
+LOCAL_CLOUD_WORDS = ("LocalCloud(", 'main(["local"', 'main(["demo"', "selfheal.localcloud")
+
+
+def tier(item: pytest.Item) -> str:
+    """The tier a test belongs to, from where it lives and what it uses."""
+    path = Path(str(item.fspath))
+    source = path.read_text(encoding="utf-8")
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if (path.parent.name in LOCAL_CLOUD_FOLDERS or fixtures & LOCAL_CLOUD_FIXTURES
+            or any(word in source for word in LOCAL_CLOUD_WORDS)):
+        return "localcloud"
+    if path.name in TOOL_FILES:
+        return "tools"
+    if "aws_env" in fixtures or "mock_aws" in source:
+        return "moto"
+    return "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(tier(item))
+        if Path(str(item.fspath)).parent.name == "e2e":
+            item.add_marker("e2e")
