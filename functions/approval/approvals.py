@@ -38,7 +38,7 @@ def handle_approval(event: ModelPackageStateChangeEvent) -> dict[str, Any]:
     result["model"] = model
     if mode == "auto":
         return {**result, "reason": "ignored: TrainingPipeline deploys the packages of auto-approved models"}
-    package = aws.sagemaker().describe_model_package(ModelPackageName=detail.model_package_arn)
+    package = aws.client("sagemaker").describe_model_package(ModelPackageName=detail.model_package_arn)
     if package["ModelApprovalStatus"] != "Approved":
         return {**result, "reason": f"ignored: the package is {package['ModelApprovalStatus']} now"}
     run_id = run_of(model, package)
@@ -66,7 +66,7 @@ def start_deploy(model: str, model_package_arn: str, run_id: str) -> dict[str, A
     name = deploy_execution_name(model_package_arn)
     execution_arn = f"{pipeline.replace(':stateMachine:', ':execution:')}:{name}"
     try:
-        aws.stepfunctions().start_execution(
+        aws.client("stepfunctions").start_execution(
             stateMachineArn=pipeline, name=name,
             input=json.dumps({"model": model, "model_package_arn": model_package_arn, "run_id": run_id}))
     except ClientError as error:

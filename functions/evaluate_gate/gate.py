@@ -42,7 +42,7 @@ def evaluate_gate(request: GateRequest) -> dict[str, Any]:
 def read_evaluation(uri: str) -> dict[str, Any]:
     location = S3Uri.parse(uri)
     try:
-        response = aws.s3().get_object(Bucket=location.bucket, Key=location.key)
+        response = aws.client("s3").get_object(Bucket=location.bucket, Key=location.key)
     except ClientError as error:
         if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
             raise EvaluationNotFound(f"no evaluation at {uri}") from None

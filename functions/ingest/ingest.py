@@ -137,7 +137,7 @@ def accept(acceptance: Acceptance, recorded_at: str) -> dict[str, Any]:
     """Copy the upload to datasets/<model>/<recorded_at>/<file> and record the dataset."""
     upload, bucket = acceptance.upload, get_settings().data_bucket
     key = f"datasets/{acceptance.model}/{recorded_at}/{acceptance.file}"
-    aws.s3().copy(upload.source(), bucket, key, Config=_COPY)
+    aws.client("s3").copy(upload.source(), bucket, key, Config=_COPY)
     return ledger.record_dataset(
         acceptance.model, key=upload.key, version_id=upload.version_id, s3_uri=s3_uri(bucket, key),
         rows=acceptance.rows, columns=acceptance.columns, bytes=acceptance.bytes, format=acceptance.format,
@@ -154,8 +154,8 @@ def quarantine(upload: Upload, rejected: UploadRejected, recorded_at: str) -> tu
     document = {"reason": rejected.reason, "check": rejected.check, "bucket": upload.bucket, "key": upload.key,
                 "version_id": upload.version_id, "etag": upload.etag, "quarantine_key": key,
                 "recorded_at": recorded_at, "time": ledger.timestamp()}
-    aws.s3().copy(upload.source(), upload.bucket, key, Config=_COPY)
-    aws.s3().put_object(Bucket=upload.bucket, Key=f"{key}.reason.json", ContentType="application/json",
+    aws.client("s3").copy(upload.source(), upload.bucket, key, Config=_COPY)
+    aws.client("s3").put_object(Bucket=upload.bucket, Key=f"{key}.reason.json", ContentType="application/json",
                         Body=json.dumps(document, indent=1).encode("utf-8"))
     ledger.record_quarantine(model, key=upload.key, version_id=upload.version_id, quarantine_key=key,
                              reason=rejected.reason, check=rejected.check, recorded_at=recorded_at)
@@ -176,7 +176,7 @@ def _quarantined(upload: Upload, rejected: UploadRejected) -> dict[str, Any]:
 def _leave_incoming(upload: Upload) -> None:
     """Delete this version only (a newer upload of the same key stays), once its copy is recorded.
     Deleting a version that is already gone succeeds, so a retry may repeat it."""
-    aws.s3().delete_object(**upload.source())
+    aws.client("s3").delete_object(**upload.source())
 
 
 def _config(model: str) -> ModelConfig:
@@ -190,7 +190,7 @@ def _config(model: str) -> ModelConfig:
 
 def _head(upload: Upload) -> dict[str, Any] | None:
     try:
-        return aws.s3().head_object(**upload.source())
+        return aws.client("s3").head_object(**upload.source())
     except ClientError as error:
         if error.response["Error"]["Code"] in _GONE:
             return None
@@ -200,7 +200,7 @@ def _head(upload: Upload) -> dict[str, Any] | None:
 def _check_content(upload: Upload, key: UploadKey, size: int, limit: int, config: ModelConfig) -> TableSummary:
     if key.format == "parquet":
         return check_parquet(lambda start, length: _read_range(upload, start, length), size, config)
-    with closing(aws.s3().get_object(**upload.source())["Body"]) as body:
+    with closing(aws.client("s3").get_object(**upload.source())["Body"]) as body:
         chunks = body.iter_chunks(CHUNK_BYTES)
         return check_csv(gunzip(chunks, limit) if key.compression == "gzip" else chunks, config)
 
@@ -208,7 +208,7 @@ def _check_content(upload: Upload, key: UploadKey, size: int, limit: int, config
 def _read_range(upload: Upload, start: int, length: int) -> bytes:
     if length == 0:
         return b""
-    response = aws.s3().get_object(**upload.source(), Range=f"bytes={start}-{start + length - 1}")
+    response = aws.client("s3").get_object(**upload.source(), Range=f"bytes={start}-{start + length - 1}")
     with closing(response["Body"]) as body:
         return body.read()
 

@@ -17,7 +17,6 @@ from selfheal_shared.s3uri import s3_uri
 from selfheal_shared.serving import (
     VARIANT,
     ServingSettings,
-    autoscaling,
     deployment_name,
     endpoint_name,
     get_serving_settings,
@@ -72,7 +71,7 @@ def prepare_deploy(request: DeployRequest) -> dict[str, Any]:
 
 
 def require_approved(model_package_arn: str) -> None:
-    package = aws.sagemaker().describe_model_package(ModelPackageName=model_package_arn)
+    package = aws.client("sagemaker").describe_model_package(ModelPackageName=model_package_arn)
     if package["ModelApprovalStatus"] != "Approved":
         raise PackageNotApproved(f"{model_package_arn} is {package['ModelApprovalStatus']}, not Approved")
 
@@ -80,7 +79,7 @@ def require_approved(model_package_arn: str) -> None:
 def current_endpoint(name: str) -> dict[str, Any] | None:
     """DescribeEndpoint when the endpoint serves (InService); None when there is none."""
     try:
-        endpoint = aws.sagemaker().describe_endpoint(EndpointName=name)
+        endpoint = aws.client("sagemaker").describe_endpoint(EndpointName=name)
     except ClientError as error:
         if error.response["Error"]["Code"] == "ValidationException" and "Could not find" in str(error):
             return None
@@ -97,13 +96,14 @@ def current_endpoint(name: str) -> dict[str, Any] | None:
 def release_autoscaling_if_instance_type_changes(model: str, endpoint: dict[str, Any], instance_type: str) -> bool:
     """SageMaker refuses an update that changes the instance type of an autoscaled variant, so the
     variant is deregistered first (RecordDeployment registers it again). Returns True if it was."""
-    config = aws.sagemaker().describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    config = aws.client("sagemaker").describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     serving = {v["VariantName"]: v.get("InstanceType") for v in config["ProductionVariants"]}
     if serving.get(VARIANT) == instance_type:
         return False
     try:
-        autoscaling().deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=scalable_resource_id(model),
-                                                 ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+        aws.client("application-autoscaling").deregister_scalable_target(
+            ServiceNamespace="sagemaker", ResourceId=scalable_resource_id(model),
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount")
     except ClientError as error:
         if error.response["Error"]["Code"] != "ObjectNotFoundException":
             raise
@@ -144,7 +144,7 @@ def put_rollback_alarms(model: str, serving: ServingSettings, endpoint_config: s
                                              "deployment back"},
     }
     for metric, alarm in alarms.items():
-        aws.cloudwatch().put_metric_alarm(AlarmName=names[metric], Namespace="AWS/SageMaker", MetricName=metric,
+        aws.client("cloudwatch").put_metric_alarm(AlarmName=names[metric], Namespace="AWS/SageMaker", MetricName=metric,
                                           Dimensions=dimensions, Period=60, EvaluationPeriods=1,
                                           TreatMissingData="notBreaching", **alarm)
     return list(names.values())

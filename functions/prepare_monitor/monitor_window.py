@@ -103,7 +103,7 @@ def quality_window(model: str, endpoint: dict[str, Any], config: ModelConfig, ca
     source = S3Uri.parse(run["artifacts_uri"]).join("evaluation", QUALITY_BASELINE)
     baseline = work.join("quality-baseline")
     try:
-        aws.s3().copy_object(Bucket=baseline.bucket, Key=baseline.join(QUALITY_BASELINE).key,
+        aws.client("s3").copy_object(Bucket=baseline.bucket, Key=baseline.join(QUALITY_BASELINE).key,
                              CopySource={"Bucket": source.bucket, "Key": source.key})
     except ClientError as error:
         if error.response["Error"]["Code"] not in {"NoSuchKey", "404"}:
@@ -113,7 +113,7 @@ def quality_window(model: str, endpoint: dict[str, Any], config: ModelConfig, ca
     labels = label_files(S3Uri(capture.bucket, f"ground-truth/{model}"), start, end)
     if not labels:  # the job still estimates; a manifest must name at least one object
         placeholder = work.join("input", NO_LABELS)
-        aws.s3().put_object(Bucket=placeholder.bucket, Key=placeholder.key, Body=b"")
+        aws.client("s3").put_object(Bucket=placeholder.bucket, Key=placeholder.key, Body=b"")
     return QualityWindow(
         has_data=True, reason=f"{len(files)} capture file(s) and {len(labels)} ground-truth file(s) to judge",
         files=len(files), label_files=len(labels), baseline_uri=str(baseline),
@@ -126,7 +126,7 @@ def quality_window(model: str, endpoint: dict[str, Any], config: ModelConfig, ca
 def put_manifest(uri: S3Uri, keys: list[str]) -> S3Uri:
     """A SageMaker ManifestFile listing these keys of the data bucket."""
     listed = manifest(uri.bucket, [{"s3_uri": s3_uri(uri.bucket, key)} for key in keys])
-    aws.s3().put_object(Bucket=uri.bucket, Key=uri.key, ContentType="application/json",
+    aws.client("s3").put_object(Bucket=uri.bucket, Key=uri.key, ContentType="application/json",
                         Body=json.dumps(listed, indent=1).encode("utf-8"))
     return uri
 
@@ -179,7 +179,7 @@ def hour_of(key: str, day_prefix: str, day: datetime) -> datetime | None:
 
 
 def list_keys(bucket: str, prefix: str) -> Iterator[str]:
-    for page in aws.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             yield item["Key"]
 
@@ -193,14 +193,14 @@ def copy_baseline(baseline_uri: str, target: S3Uri, drift_threshold: float) -> S
     distribution["comparison_threshold"] = drift_threshold
     distribution["categorical_comparison_threshold"] = drift_threshold
     for name, document in zip(BASELINE_FILES, (statistics, constraints), strict=True):
-        aws.s3().put_object(Bucket=target.bucket, Key=target.join(name).key, ContentType="application/json",
+        aws.client("s3").put_object(Bucket=target.bucket, Key=target.join(name).key, ContentType="application/json",
                             Body=json.dumps(document).encode("utf-8"))
     return target
 
 
 def read_json(uri: S3Uri) -> dict[str, Any]:
     try:
-        with aws.s3().get_object(Bucket=uri.bucket, Key=uri.key)["Body"] as body:
+        with aws.client("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"] as body:
             document = json.loads(body.read())
     except ClientError as error:
         if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:

@@ -25,12 +25,10 @@ from selfheal_shared.config import Autoscaling, read_model_config
 from selfheal_shared.events import StepError
 from selfheal_shared.idempotency import run_once
 from selfheal_shared.serving import (
-    autoscaling,
     endpoint_name,
     get_serving_settings,
     scalable_resource_id,
     schedule_name,
-    scheduler,
 )
 from selfheal_shared.serving_events import RecordDeploymentRequest
 
@@ -126,7 +124,7 @@ def history_entry(request: RecordDeploymentRequest, outcome: str, reason: str | 
 
 def crown(request: RecordDeploymentRequest, baseline_uri: str, endpoint_config: str) -> None:
     """The deployed package is the CHAMPION the next challenger must beat."""
-    package = aws.sagemaker().describe_model_package(ModelPackageName=request.model_package_arn)
+    package = aws.client("sagemaker").describe_model_package(ModelPackageName=request.model_package_arn)
     run = ledger.get_run(request.model, request.run_id) or {}
     ledger.set_champion(request.model, model_package_arn=request.model_package_arn, run_id=request.run_id,
                         model_data_url=package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
@@ -139,8 +137,9 @@ def scale(model: str, bounds: Autoscaling) -> None:
     """Target tracking on invocations per instance, within the config's bounds (both calls are upserts)."""
     target = {"ServiceNamespace": "sagemaker", "ResourceId": scalable_resource_id(model),
               "ScalableDimension": SCALABLE_DIMENSION}
-    autoscaling().register_scalable_target(**target, MinCapacity=bounds.min_capacity, MaxCapacity=bounds.max_capacity)
-    autoscaling().put_scaling_policy(
+    scaling = aws.client("application-autoscaling")
+    scaling.register_scalable_target(**target, MinCapacity=bounds.min_capacity, MaxCapacity=bounds.max_capacity)
+    scaling.put_scaling_policy(
         PolicyName=f"{endpoint_name(model)}-invocations", PolicyType="TargetTrackingScaling", **target,
         TargetTrackingScalingPolicyConfiguration={
             "TargetValue": float(bounds.target_invocations_per_instance),
@@ -167,17 +166,17 @@ def put_monitor_schedule(model: str, expression: str) -> str:
                    "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}},
     }
     try:
-        scheduler().update_schedule(**schedule)
+        aws.client("scheduler").update_schedule(**schedule)
     except ClientError as error:
         if error.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
-        scheduler().create_schedule(**schedule)
+        aws.client("scheduler").create_schedule(**schedule)
     return name
 
 
 def describe_endpoint(name: str) -> dict[str, Any] | None:
     try:
-        return aws.sagemaker().describe_endpoint(EndpointName=name)
+        return aws.client("sagemaker").describe_endpoint(EndpointName=name)
     except ClientError as error:
         if error.response["Error"]["Code"] == "ValidationException" and "Could not find" in str(error):
             return None

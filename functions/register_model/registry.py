@@ -34,7 +34,7 @@ def register_model(request: RegisterRequest) -> dict[str, Any]:
     group = package_group_name(request.model)
     ensure_package_group(group, request.model)
     deploy_instance = read_model_config(request.model).deploy.instance_type
-    arn = aws.sagemaker().create_model_package(**model_package_request(request, group, deploy_instance))[
+    arn = aws.client("sagemaker").create_model_package(**model_package_request(request, group, deploy_instance))[
         "ModelPackageArn"
     ]
     metrics.add_metric(name="ModelsRegistered", unit=MetricUnit.Count, value=1)
@@ -43,7 +43,7 @@ def register_model(request: RegisterRequest) -> dict[str, Any]:
 
 
 def ensure_package_group(group: str, model: str) -> None:
-    sagemaker = aws.sagemaker()
+    sagemaker = aws.client("sagemaker")
     try:
         sagemaker.describe_model_package_group(ModelPackageGroupName=group)
         return

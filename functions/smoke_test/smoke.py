@@ -22,7 +22,6 @@ from botocore.exceptions import ClientError
 from selfheal_shared import aws
 from selfheal_shared.errors import HeldOutRowsNotFound, SmokeTestFailed
 from selfheal_shared.s3uri import S3Uri
-from selfheal_shared.serving import sagemaker_runtime
 from selfheal_shared.serving_events import SmokeTestRequest
 
 metrics = Metrics()
@@ -41,7 +40,7 @@ def read_rows(test_uri: str, limit: int) -> tuple[list[str], list[list[str]]]:
     """The header and the first `limit` rows, streamed: the test set may be large."""
     uri = S3Uri.parse(test_uri)
     try:
-        response = aws.s3().get_object(Bucket=uri.bucket, Key=uri.key)
+        response = aws.client("s3").get_object(Bucket=uri.bucket, Key=uri.key)
     except ClientError as error:
         if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
             raise HeldOutRowsNotFound(f"no held-out rows at {test_uri}") from None
@@ -66,7 +65,7 @@ def request_body(header: list[str], rows: list[list[str]], target: str) -> bytes
 
 def invoke(endpoint_name: str, body: bytes) -> list[Any]:
     try:
-        response = sagemaker_runtime().invoke_endpoint(EndpointName=endpoint_name, Body=body,
+        response = aws.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint_name, Body=body,
                                                        ContentType="text/csv", Accept="application/json")
     except ClientError as error:
         if error.response["Error"]["Code"] == "ModelError":

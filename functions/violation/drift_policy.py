@@ -245,8 +245,9 @@ def record_labelled_traffic(model: str, execution: str, window: QualityWindow, l
     source = S3Uri.parse(window.labelled_uri or "").join(labelled.file)
     recorded_at = datetime.strptime(window.end or "", "%Y-%m-%dT%H:%M:%S.%fZ").strftime("%Y%m%dT%H%M%S%fZ")
     target = S3Uri(source.bucket, f"datasets/{model}/{recorded_at}/{labelled.file}")
-    size = aws.s3().head_object(Bucket=source.bucket, Key=source.key)["ContentLength"]
-    aws.s3().copy_object(Bucket=target.bucket, Key=target.key, CopySource={"Bucket": source.bucket, "Key": source.key})
+    s3 = aws.client("s3")
+    size = s3.head_object(Bucket=source.bucket, Key=source.key)["ContentLength"]
+    s3.copy_object(Bucket=target.bucket, Key=target.key, CopySource={"Bucket": source.bucket, "Key": source.key})
     return ledger.record_dataset(model, key=source.key, version_id=None, s3_uri=str(target), rows=labelled.rows,
                                  columns=labelled.columns, bytes=size, format="csv", recorded_at=recorded_at,
                                  source=LABELLED_TRAFFIC, execution=execution,
@@ -290,7 +291,7 @@ def read_quality(report_uri: str) -> QualityMetrics:
 
 def read_json(uri: S3Uri) -> Any:
     try:
-        with aws.s3().get_object(Bucket=uri.bucket, Key=uri.key)["Body"] as body:
+        with aws.client("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"] as body:
             data = body.read(MAX_REPORT_BYTES + 1)
     except ClientError as error:
         if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:

@@ -186,7 +186,7 @@ def test_an_object_over_the_limit_is_quarantined_without_being_read(cloud, inges
     body = b"x" * (MAX_UPLOAD_BYTES + 1)
     event = uploaded(cloud, "valid_csv.json", body)
     reads = []
-    aws.s3().meta.events.register("before-call.s3.GetObject",
+    aws.client("s3").meta.events.register("before-call.s3.GetObject",
                                   lambda params, **_: reads.append(params["url_path"]))
 
     result = ingest(event)
@@ -369,7 +369,7 @@ def test_a_crash_between_steps_is_retried_without_doing_anything_twice(cloud, in
             raise failure
 
     service, operation = crash_at.split(".")
-    client = {"states": aws.stepfunctions, "s3": aws.s3, "sns": aws.sns}[service]()
+    client = aws.client({"states": "stepfunctions"}.get(service, service))
     client.meta.events.register(f"before-call.{service}.{operation}", die_once)
     results = []
     for event in (good, bad):

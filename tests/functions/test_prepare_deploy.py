@@ -139,7 +139,7 @@ def test_an_endpoint_being_changed_is_waited_for(prepare, serving_cloud):
                                                            "EndpointStatus": "Updating",
                                                            "EndpointConfigName": "selfheal-churn-0a1b2c3d4e5f"}
 
-    aws.sagemaker().meta.events.register("before-call.sagemaker.DescribeEndpoint", updating)
+    aws.client("sagemaker").meta.events.register("before-call.sagemaker.DescribeEndpoint", updating)
     # Then EndpointBusy (the ASL retries it later)
     with pytest.raises(Exception, match="is Updating") as raised:
         prepare("blue_green_update.json")

@@ -7,7 +7,6 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from selfheal_aws_fixtures import BUCKET, CHURN, REGION, emitted_metrics, event_files, load_event
 from selfheal_shared import aws, ledger
-from selfheal_shared.serving import autoscaling
 from serving_fixtures import MONITOR_PIPELINE_ARN, SCHEDULE_GROUP, SCHEDULER_ROLE_ARN, given_endpoint, given_package
 
 MODEL = "churn"
@@ -50,7 +49,7 @@ def failing_update(reason: str):
             "EndpointName": "selfheal-churn", "EndpointStatus": "InService",
             "EndpointConfigName": "selfheal-churn-1a2b3c4d5e6f", "FailureReason": reason}
 
-    aws.sagemaker().meta.events.register("before-call.sagemaker.DescribeEndpoint", describe)
+    aws.client("sagemaker").meta.events.register("before-call.sagemaker.DescribeEndpoint", describe)
 
 
 def autoscaling_refuses(operation: str) -> None:
@@ -63,7 +62,8 @@ def autoscaling_refuses(operation: str) -> None:
                       "Message": "Unable to create alarms: missing permission cloudwatch:PutMetricAlarm"},
             "ResponseMetadata": {"HTTPStatusCode": 400}}
 
-    autoscaling().meta.events.register(f"before-call.application-autoscaling.{operation}", refuse)
+    scaling = aws.client("application-autoscaling")
+    scaling.meta.events.register(f"before-call.application-autoscaling.{operation}", refuse)
 
 
 def test_every_sample_event_has_a_test():

@@ -17,7 +17,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from selfheal_aws_fixtures import ACCOUNT, BUCKET, REGION
-from selfheal_shared import serving
+from selfheal_shared import aws, serving
 
 DEPLOY_PIPELINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:selfheal-DeployPipeline"
 MONITOR_PIPELINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:selfheal-MonitorPipeline"
@@ -113,7 +113,7 @@ def endpoint(serving_env: dict[str, str]) -> Callable[[Callable[[bytes], tuple[i
 
     def install(respond: Callable[[bytes], tuple[int, Any]]) -> Endpoint:
         fake = Endpoint(respond)
-        serving.sagemaker_runtime().meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", fake)
+        aws.client("sagemaker-runtime").meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", fake)
         return fake
 
     return install

@@ -28,8 +28,8 @@ def test_a_missing_or_malformed_variable_is_named(aws_env, monkeypatch):
 
 
 def test_clients_are_cached_until_reset(aws_env):
-    first = aws.s3()
+    first = aws.client("s3")
 
-    assert aws.s3() is first
+    assert aws.client("s3") is first
     aws.reset()
-    assert aws.s3() is not first
+    assert aws.client("s3") is not first

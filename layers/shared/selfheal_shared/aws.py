@@ -17,8 +17,9 @@ _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
 
 @cache
-def s3() -> Any:
-    return boto3.client("s3", config=_BOTO_CONFIG)
+def client(service: str) -> Any:
+    """The client of one service (boto3's name for it: "s3", "sagemaker-runtime", ...)."""
+    return boto3.client(service, config=_BOTO_CONFIG)
 
 
 @cache
@@ -27,33 +28,8 @@ def dynamodb() -> Any:
 
 
 @cache
-def dynamodb_client() -> Any:
-    return boto3.client("dynamodb", config=_BOTO_CONFIG)
-
-
-@cache
 def ledger_table() -> Any:
     return dynamodb().Table(get_settings().ledger_table)
-
-
-@cache
-def stepfunctions() -> Any:
-    return boto3.client("stepfunctions", config=_BOTO_CONFIG)
-
-
-@cache
-def sagemaker() -> Any:
-    return boto3.client("sagemaker", config=_BOTO_CONFIG)
-
-
-@cache
-def sns() -> Any:
-    return boto3.client("sns", config=_BOTO_CONFIG)
-
-
-@cache
-def cloudwatch() -> Any:
-    return boto3.client("cloudwatch", config=_BOTO_CONFIG)
 
 
 @cache
@@ -66,12 +42,11 @@ def idempotency_store(name: str) -> DynamoDBPersistenceLayer:
         sort_key_attr="sk",
         expiry_attr="expiration",
         static_pk_value=f"IDEMPOTENCY#{name}",
-        boto3_client=dynamodb_client(),
+        boto3_client=client("dynamodb"),
     )
 
 
-_GETTERS = (s3, dynamodb, dynamodb_client, ledger_table, stepfunctions, sagemaker, sns, cloudwatch,
-            idempotency_store)
+_GETTERS = (client, dynamodb, ledger_table, idempotency_store)
 
 
 def reset() -> None:

@@ -350,7 +350,7 @@ def read_model_config(model: str) -> ModelConfig:
     for suffix, fmt in ((".yaml", "yaml"), (".json", "json")):
         key = f"config/{model}{suffix}"
         try:
-            response = aws.s3().get_object(Bucket=bucket, Key=key)
+            response = aws.client("s3").get_object(Bucket=bucket, Key=key)
         except ClientError as error:
             if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
                 continue

@@ -21,7 +21,7 @@ def subject_line(text: str) -> str:
 def publish(subject: str, message: Mapping[str, Any], *, event: str) -> str:
     """Publish `message` as JSON; `event` (e.g. "upload.quarantined") also goes in a message
     attribute so subscribers can filter on it. Returns the SNS message id."""
-    response = aws.sns().publish(
+    response = aws.client("sns").publish(
         TopicArn=get_settings().notify_topic_arn,
         Subject=subject_line(subject),
         Message=json.dumps({"event": event, **message}, sort_keys=True, allow_nan=False),

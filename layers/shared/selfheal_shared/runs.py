@@ -236,11 +236,11 @@ def _write_inputs(settings: Settings, execution_input: dict[str, Any], datasets:
         "champion/champion.json": champion,
     }
     for name, document in files.items():
-        aws.s3().put_object(Bucket=artifacts.bucket, Key=artifacts.join(name).key,
+        aws.client("s3").put_object(Bucket=artifacts.bucket, Key=artifacts.join(name).key,
                             Body=json.dumps(document, indent=1).encode("utf-8"), ContentType="application/json")
     if champion is not None:
         source = S3Uri.parse(champion["model_data_url"])
-        aws.s3().copy({"Bucket": source.bucket, "Key": source.key}, artifacts.bucket,
+        aws.client("s3").copy({"Bucket": source.bucket, "Key": source.key}, artifacts.bucket,
                       artifacts.join("champion", "model.tar.gz").key)
 
 
@@ -256,7 +256,8 @@ def _take_lock(model: str, run_id: str, ttl_seconds: int) -> bool:
 
 def _execution_ended(run_id: str) -> bool:
     try:
-        status = aws.stepfunctions().describe_execution(executionArn=execution_arn(get_settings(), run_id))["status"]
+        arn = execution_arn(get_settings(), run_id)
+        status = aws.client("stepfunctions").describe_execution(executionArn=arn)["status"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "ExecutionDoesNotExist":
             return False  # may be about to start: only expiry frees such a lock
@@ -281,7 +282,7 @@ def _consume_and_start(run: dict[str, Any], trigger: str) -> StartDecision:
     ledger.mark_consumed(model, run["consumes"], run_id)
     settings = get_settings()
     try:
-        arn = aws.stepfunctions().start_execution(
+        arn = aws.client("stepfunctions").start_execution(
             stateMachineArn=settings.training_pipeline_arn, name=run_id, input=run["execution_input"]
         )["executionArn"]
     except ClientError as error:

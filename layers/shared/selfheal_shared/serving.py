@@ -9,10 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from functools import cache
-from typing import Any
 
-import boto3
-from botocore.config import Config
 from pydantic import Field
 
 from selfheal_shared.names import check_model_name, job_prefix_for
@@ -20,7 +17,6 @@ from selfheal_shared.settings import EnvironmentSettings
 
 VARIANT = "AllTraffic"  # the endpoint's one production variant (also in deploy_pipeline.asl.json)
 SCHEDULE_NAME_MAX = 64  # EventBridge Scheduler
-_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 _STATES_ARN = r"^arn:aws[a-z-]*:states:"
 
 
@@ -42,25 +38,9 @@ def get_serving_settings() -> ServingSettings:
     return ServingSettings.from_environ(dict(os.environ))
 
 
-@cache
-def sagemaker_runtime() -> Any:
-    return boto3.client("sagemaker-runtime", config=_BOTO_CONFIG)
-
-
-@cache
-def autoscaling() -> Any:
-    return boto3.client("application-autoscaling", config=_BOTO_CONFIG)
-
-
-@cache
-def scheduler() -> Any:
-    return boto3.client("scheduler", config=_BOTO_CONFIG)
-
-
 def reset() -> None:
-    """Forget the cached settings and clients (tests change the environment and the moto account)."""
-    for getter in (get_serving_settings, sagemaker_runtime, autoscaling, scheduler):
-        getter.cache_clear()
+    """Forget the cached settings (tests change the environment; aws.reset() forgets the clients)."""
+    get_serving_settings.cache_clear()
 
 
 # Names. SageMaker names allow 63 characters; model names have at most 54 (names.MODEL_NAME).
