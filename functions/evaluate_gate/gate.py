@@ -10,12 +10,9 @@ warnings, not rejections, since the threshold already judges the metric itself."
 
 from __future__ import annotations
 
-import json
 import math
-from contextlib import closing
 from typing import Any
 
-from botocore.exceptions import ClientError
 from selfheal_shared import aws, ledger
 from selfheal_shared.config import Metric
 from selfheal_shared.errors import EvaluationNotFound, InvalidEvaluation
@@ -40,24 +37,7 @@ def evaluate_gate(request: GateRequest) -> dict[str, Any]:
 
 
 def read_evaluation(uri: str) -> dict[str, Any]:
-    location = S3Uri.parse(uri)
-    try:
-        response = aws.client("s3").get_object(Bucket=location.bucket, Key=location.key)
-    except ClientError as error:
-        if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
-            raise EvaluationNotFound(f"no evaluation at {uri}") from None
-        raise
-    with closing(response["Body"]) as body:
-        data = body.read(MAX_EVALUATION_BYTES + 1)
-    if len(data) > MAX_EVALUATION_BYTES:
-        raise InvalidEvaluation(f"{uri} is larger than {MAX_EVALUATION_BYTES} bytes")
-    try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidEvaluation(f"{uri} is not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise InvalidEvaluation(f"{uri} is not a JSON object")
-    return document
+    return aws.read_json(S3Uri.parse(uri), "evaluation", MAX_EVALUATION_BYTES, EvaluationNotFound, InvalidEvaluation)
 
 
 def decide(metric: Metric, evaluation: dict[str, Any]) -> GateResult:

@@ -35,6 +35,7 @@ from selfheal_shared.serving_events import MonitorRequest, MonitorWindow, Qualit
 from selfheal_shared.settings import get_settings
 
 MAX_WINDOW = timedelta(days=7)
+MAX_BASELINE_BYTES = 64 * 1024 * 1024  # statistics.json and constraints.json: a few MB for hundreds of features
 CAPTURE_DELAY = timedelta(hours=1)
 BASELINE_FILES = ("statistics.json", "constraints.json")
 QUALITY_BASELINE = "quality_baseline.json"
@@ -106,7 +107,7 @@ def quality_window(model: str, endpoint: dict[str, Any], config: ModelConfig, ca
         aws.client("s3").copy_object(Bucket=baseline.bucket, Key=baseline.join(QUALITY_BASELINE).key,
                              CopySource={"Bucket": source.bucket, "Key": source.key})
     except ClientError as error:
-        if error.response["Error"]["Code"] not in {"NoSuchKey", "404"}:
+        if not aws.is_missing(error):
             raise
         return no_quality(f"the serving model has no {QUALITY_BASELINE} (trained before quality monitoring)",
                           **known)
@@ -199,18 +200,7 @@ def copy_baseline(baseline_uri: str, target: S3Uri, drift_threshold: float) -> S
 
 
 def read_json(uri: S3Uri) -> dict[str, Any]:
-    try:
-        with aws.client("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"] as body:
-            document = json.loads(body.read())
-    except ClientError as error:
-        if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
-            raise BaselineNotFound(f"no baseline file at {uri}") from None
-        raise
-    except ValueError as error:
-        raise BaselineNotFound(f"{uri} is not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise BaselineNotFound(f"{uri} is not a JSON object")
-    return document
+    return aws.read_json(uri, "baseline file", MAX_BASELINE_BYTES, BaselineNotFound, BaselineNotFound)
 
 
 def iso(moment: datetime) -> str:

@@ -18,7 +18,6 @@ waiting for labels a PENDING_RETRAIN item."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +25,6 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 from healing import Findings, Judgement, Quality
 from healing import judge as judge_findings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -289,20 +287,8 @@ def read_quality(report_uri: str) -> QualityMetrics:
         raise ReportUnreadable(f"not in the quality monitor's format: {problems}") from None
 
 
-def read_json(uri: S3Uri) -> Any:
-    try:
-        with aws.client("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"] as body:
-            data = body.read(MAX_REPORT_BYTES + 1)
-    except ClientError as error:
-        if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
-            raise ReportUnreadable(f"{uri} is missing") from None
-        raise
-    if len(data) > MAX_REPORT_BYTES:
-        raise ReportUnreadable(f"{uri} is larger than {MAX_REPORT_BYTES} bytes")
-    try:
-        return json.loads(data)
-    except ValueError as error:
-        raise ReportUnreadable(f"{uri} is not JSON: {error}") from None
+def read_json(uri: S3Uri) -> dict[str, Any]:
+    return aws.read_json(uri, "monitor report", MAX_REPORT_BYTES, ReportUnreadable, ReportUnreadable)
 
 
 def publish_drift(model: str, drift: DriftMetrics) -> None:

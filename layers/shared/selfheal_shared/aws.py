@@ -3,13 +3,16 @@ decide which endpoint and credentials they talk to. `reset()` forgets them all."
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
+from selfheal_shared.s3uri import S3Uri
 from selfheal_shared.settings import get_settings
 
 # Standard retry mode backs off on throttling (DynamoDB, SNS, Step Functions) within the invocation.
@@ -53,3 +56,32 @@ def reset() -> None:
     """Forget every cached client (tests start a fresh moto account per test)."""
     for getter in _GETTERS:
         getter.cache_clear()
+
+
+MISSING = frozenset({"NoSuchKey", "404"})  # GetObject's and HeadObject's codes for an absent key
+
+
+def is_missing(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] in MISSING
+
+
+def read_json(uri: S3Uri, what: str, max_bytes: int, missing: type[Exception],
+              invalid: type[Exception]) -> dict[str, Any]:
+    """A JSON object from S3, read at most max_bytes: `missing` when there is no such key, `invalid` when
+    it is larger, not JSON, or not an object (each names the state machines' Catch)."""
+    try:
+        with client("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"] as body:
+            data = body.read(max_bytes + 1)
+    except ClientError as error:
+        if is_missing(error):
+            raise missing(f"no {what} at {uri}") from None
+        raise
+    if len(data) > max_bytes:
+        raise invalid(f"{what} {uri} is larger than {max_bytes} bytes")
+    try:
+        document = json.loads(data)
+    except ValueError as error:  # UnicodeDecodeError is one
+        raise invalid(f"{what} {uri} is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise invalid(f"{what} {uri} is not a JSON object")
+    return document

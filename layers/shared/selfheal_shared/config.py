@@ -352,7 +352,7 @@ def read_model_config(model: str) -> ModelConfig:
         try:
             response = aws.client("s3").get_object(Bucket=bucket, Key=key)
         except ClientError as error:
-            if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+            if aws.is_missing(error):
                 continue
             raise
         with response["Body"] as body:

@@ -32,7 +32,9 @@ S3UriText = Annotated[str, AfterValidator(_s3_uri)]
 SageMakerName = Annotated[str, AfterValidator(_sagemaker_name)]
 
 
-class _Payload(BaseModel):
+class Payload(BaseModel):
+    """What one of selfheal's own steps sends another: every field known, nothing changed on the way."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -71,21 +73,21 @@ class S3ObjectCreatedEvent(EventBridgeModel):
     detail: ObjectCreatedDetail  # type: ignore[assignment]
 
 
-class GateRequest(_Payload):
+class GateRequest(Payload):
     run_id: RunId
     model: ModelName
     metric: Metric
     evaluation_uri: S3UriText
 
 
-class GateResult(_Payload):
+class GateResult(Payload):
     passed: bool
     reasons: list[str] = Field(min_length=1)
     metrics: dict[str, float | None]
     champion_metrics: dict[str, float | None] | None
 
 
-class RegisterRequest(_Payload):
+class RegisterRequest(Payload):
     run_id: RunId
     model: ModelName
     approval: Literal["auto", "manual"]
@@ -95,7 +97,7 @@ class RegisterRequest(_Payload):
     training_job_name: SageMakerName
 
 
-class Jobs(_Payload):
+class Jobs(Payload):
     """SageMaker job names of the run's steps; a step that did not run has none."""
 
     preprocess: str | None = None
@@ -103,7 +105,7 @@ class Jobs(_Payload):
     evaluate: str | None = None
 
 
-class StepError(_Payload):
+class StepError(Payload):
     """What a Catch puts at ResultPath `$.error`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -112,7 +114,7 @@ class StepError(_Payload):
     cause: str | None = Field(None, alias="Cause")
 
 
-class RecordRunRequest(_Payload):
+class RecordRunRequest(Payload):
     run_id: RunId
     model: ModelName
     status: Literal["SUCCEEDED", "FAILED"]

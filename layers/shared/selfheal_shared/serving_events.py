@@ -17,15 +17,11 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from selfheal_shared.config import ProblemType
-from selfheal_shared.events import S3UriText, SageMakerName, StepError
+from selfheal_shared.events import Payload, S3UriText, SageMakerName, StepError
 from selfheal_shared.names import ModelName, RunId
 
 PackageArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/")]
 ExecutionName = Annotated[str, Field(min_length=1, max_length=80)]  # a Step Functions execution name
-
-
-class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # Approval
@@ -50,14 +46,14 @@ class ModelPackageStateChangeEvent(EventBridgeModel):
 # DeployPipeline
 
 
-class DeployRequest(_Payload):
+class DeployRequest(Payload):
     model: ModelName
     model_package_arn: PackageArn
     run_id: RunId
     execution: ExecutionName
 
 
-class Deployment(_Payload):
+class Deployment(Payload):
     """Everything DeployPipeline's SageMaker tasks, its polling loop and its smoke test need."""
 
     endpoint_name: SageMakerName
@@ -81,7 +77,7 @@ class Deployment(_Payload):
     max_polls: int = Field(ge=1)
 
 
-class SmokeTestRequest(_Payload):
+class SmokeTestRequest(Payload):
     endpoint_name: SageMakerName
     test_uri: S3UriText
     target: str
@@ -89,7 +85,7 @@ class SmokeTestRequest(_Payload):
     max_rows: int = Field(100, ge=1, le=1000)
 
 
-class RecordDeploymentRequest(_Payload):
+class RecordDeploymentRequest(Payload):
     """`deploy` is absent when PrepareDeploy itself failed; `failure` says why a rollout did not deploy."""
 
     outcome: Literal["deployed", "rolled_back"]
@@ -112,12 +108,12 @@ class RecordDeploymentRequest(_Payload):
 # MonitorPipeline
 
 
-class MonitorRequest(_Payload):
+class MonitorRequest(Payload):
     model: ModelName
     execution: ExecutionName
 
 
-class QualityWindow(_Payload):
+class QualityWindow(Payload):
     """The serving model's newest predictions to judge against their labels (ml/quality.py). Every key is
     always present (null when it does not apply); the job fields only matter when has_data is true."""
 
@@ -138,7 +134,7 @@ class QualityWindow(_Payload):
     labelled_uri: S3UriText | None
 
 
-class MonitorWindow(_Payload):
+class MonitorWindow(Payload):
     """The capture window to analyse for drift, and the quality window. Every key is always present
     (null when it does not apply), so the ASL can select them; the job fields only matter when
     has_data is true."""
@@ -159,7 +155,7 @@ class MonitorWindow(_Payload):
     quality: QualityWindow | None = None  # None: monitored before model quality was (an older execution)
 
 
-class ViolationRequest(_Payload):
+class ViolationRequest(Payload):
     """Judge the window's report; or, with `error`, record that the monitoring execution failed."""
 
     model: ModelName
