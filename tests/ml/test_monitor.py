@@ -12,11 +12,12 @@ import sys
 import uuid
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 import pytest
+from selfheal_shared.config import CheckType
 
 ML_DIR = Path(__file__).resolve().parents[2] / "ml"
 if str(ML_DIR) not in sys.path:
@@ -29,14 +30,7 @@ BaselineError = importlib.import_module("baseline").BaselineError
 FEATURES = ["income", "age", "score", "plan", "region"]
 PLANS = ["basic", "plus", "pro", "team"]
 REGIONS = ["north", "south", "west"]
-CHECK_TYPES = {
-    "data_type_check",
-    "completeness_check",
-    "baseline_drift_check",
-    "missing_column_check",
-    "extra_column_check",
-    "categorical_values_check",
-}
+CHECK_TYPES = set(get_args(CheckType))  # Model Monitor's check types, as a model's monitor.check_types names them
 HOUR = "2026-11-26T05"
 
 
