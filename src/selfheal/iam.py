@@ -27,6 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .intrinsics import NO_VALUE, Intrinsics
+
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 PARTITION = "aws"
@@ -62,7 +64,6 @@ AWS_MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
-_NO_VALUE = object()
 
 
 class PolicyError(Exception):
@@ -208,7 +209,8 @@ class TemplatePolicies:
                                        tuple(sorted(self._pseudo_parameters().items())), region)
         self.resources: dict[str, Any] = self.template.get("Resources", {})
         self._conditions = self.template.get("Conditions", {})
-        self._intrinsics = self._intrinsic_functions()
+        self._intrinsics = Intrinsics(self._ref, self._get_att, self._condition_true,
+                                      lambda name: name in self.resources, PolicyError)
 
     # ------------------------------------------------------------------ public API
     def allowed(self, logical_id: str, action: str, resource: str, context: Mapping[str, Any] | None = None) -> bool:
@@ -254,7 +256,7 @@ class TemplatePolicies:
     def resolve(self, value: Any) -> Any:
         """Resolve intrinsic functions in a template value (AWS::NoValue entries are dropped)."""
         resolved = self._resolve(value)
-        if resolved is _NO_VALUE:
+        if resolved is NO_VALUE:
             raise PolicyError(f"{value!r} resolves to AWS::NoValue")
         return resolved
 
@@ -326,40 +328,11 @@ class TemplatePolicies:
         return bool(self._resolve(self._conditions[name]))
 
     def _resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            items = [self._resolve(v) for v in value]
-            return [v for v in items if v is not _NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((key, arg),) = value.items()
-            handler = self._intrinsics.get(key)
-            if handler is not None:
-                return handler(arg)
-            if key.startswith("Fn::"):
-                raise PolicyError(f"{key} is not supported offline")
-        items = {k: self._resolve(v) for k, v in value.items()}
-        return {k: v for k, v in items.items() if v is not _NO_VALUE}
-
-    def _intrinsic_functions(self) -> dict[str, Callable[[Any], Any]]:
-        return {
-            "Ref": self._ref,
-            "Fn::GetAtt": self._get_att,
-            "Fn::Sub": self._sub,
-            "Fn::Join": lambda a: str(self._resolve(a[0])).join(str(v) for v in self._resolve(a[1])),
-            "Fn::Split": lambda a: str(self._resolve(a[1])).split(str(self._resolve(a[0]))),
-            "Fn::Select": lambda a: self._resolve(a[1])[int(self._resolve(a[0]))],
-            "Fn::If": lambda a: self._resolve(a[1] if self._condition_true(a[0]) else a[2]),
-            "Fn::Equals": lambda a: str(self._resolve(a[0])) == str(self._resolve(a[1])),
-            "Fn::Not": lambda a: not self._resolve(a[0]),
-            "Fn::And": lambda a: all(self._resolve(c) for c in a),
-            "Fn::Or": lambda a: any(self._resolve(c) for c in a),
-            "Condition": self._condition_true,
-        }
+        return self._intrinsics.resolve(value)
 
     def _ref(self, name: str) -> Any:
         if name == "AWS::NoValue":
-            return _NO_VALUE
+            return NO_VALUE
         pseudo = self._pseudo_parameters()
         if name in pseudo:
             return pseudo[name]
@@ -370,25 +343,9 @@ class TemplatePolicies:
         self._resource(name)
         return self.physical(name)
 
-    def _get_att(self, target: Any) -> str:
-        logical_id, attribute = target if isinstance(target, list) else target.split(".", 1)
+    def _get_att(self, logical_id: str, attribute: str) -> str:
         self._resource(logical_id)
-        return self.physical(logical_id, str(self._resolve(attribute)))
-
-    def _sub(self, arg: Any) -> str:
-        text, variables = (arg[0], self._resolve(arg[1])) if isinstance(arg, list) else (arg, {})
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name and name.split(".", 1)[0] in self.resources:
-                return self._get_att(name)
-            return str(self._ref(name))
-
-        return re.sub(r"\$\{([^}]+)\}", substitute, text)
+        return self.physical(logical_id, attribute)
 
     # ------------------------------------------------------------------ default physical names
     def _default_physical(self, logical_id: str, attribute: str | None) -> str:

@@ -7,19 +7,16 @@ resolved against those names. SAM resources keep their SAM shape; the local clou
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cfnlint.decode import decode
 
+from ..intrinsics import NO_VALUE, Intrinsics
+
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
-NO_VALUE = object()  # AWS::NoValue: the key is dropped
-
-_SUB_VAR = re.compile(r"\$\{([^}!]+)\}")
 
 
 class TemplateError(Exception):
@@ -92,7 +89,7 @@ class Template:
             "AWS::Scheduler::ScheduleGroup": "Name",
         }.get(resource.get("Type", ""))
         if explicit and explicit in props:
-            return str(self.resolve(props[explicit], names_ready=False))
+            return str(self.resolve(props[explicit]))
         name = f"{self.stack_name}-{logical_id}"
         return name.lower() if resource.get("Type") == "AWS::S3::Bucket" else name
 
@@ -164,37 +161,10 @@ class Template:
     def condition(self, name: str) -> bool:
         return bool(self.resolve(self.body.get("Conditions", {})[name]))
 
-    def resolve(self, node: Any, names_ready: bool = True) -> Any:
-        if isinstance(node, list):
-            items = [self.resolve(item, names_ready) for item in node]
-            return [item for item in items if item is not NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            (key, value), = node.items()
-            handler = _INTRINSICS.get(key)
-            if handler is not None:
-                return handler(self, value)
-        out = {}
-        for key, value in node.items():
-            resolved = self.resolve(value, names_ready)
-            if resolved is not NO_VALUE:
-                out[key] = resolved
-        return out
-
-    def _sub(self, value: Any) -> str:
-        text, variables = (value, {}) if isinstance(value, str) else (value[0], self.resolve(value[1]))
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name in variables:
-                return str(variables[name])
-            if "." in name and not name.startswith("AWS::"):
-                logical_id, attribute = name.split(".", 1)
-                return str(self.get_att(logical_id, attribute))
-            return str(self.ref(name))
-
-        return _SUB_VAR.sub(replace, text).replace("${!", "${")
+    def resolve(self, node: Any) -> Any:
+        """`node` with every intrinsic function resolved (AWS::NoValue entries dropped)."""
+        return Intrinsics(self.ref, self.get_att, self.condition, lambda name: name in self.resources,
+                          TemplateError).resolve(node)
 
 
 def function_ids(path: Path) -> frozenset[str]:
@@ -204,33 +174,6 @@ def function_ids(path: Path) -> frozenset[str]:
         raise TemplateError(f"{path}: {matches}")
     return frozenset(name for name, resource in body.get("Resources", {}).items()
                      if resource.get("Type") == "AWS::Serverless::Function")
-
-
-def _fn_if(template: Template, value: list[Any]) -> Any:
-    name, when_true, when_false = value
-    return template.resolve(when_true if template.condition(name) else when_false)
-
-
-def _fn_get_att(template: Template, value: Any) -> Any:
-    logical_id, attribute = value.split(".", 1) if isinstance(value, str) else value
-    return template.get_att(logical_id, template.resolve(attribute))
-
-
-_INTRINSICS = {
-    "Ref": lambda t, v: t.ref(v),
-    "Fn::Sub": lambda t, v: t._sub(v),
-    "Fn::GetAtt": _fn_get_att,
-    "Fn::If": _fn_if,
-    "Fn::Join": lambda t, v: str(v[0]).join(str(x) for x in t.resolve(v[1])),
-    "Fn::Select": lambda t, v: t.resolve(v[1])[int(t.resolve(v[0]))],
-    "Fn::Split": lambda t, v: str(t.resolve(v[1])).split(v[0]),
-    "Fn::Equals": lambda t, v: t.resolve(v[0]) == t.resolve(v[1]),
-    "Fn::Not": lambda t, v: not t.resolve(v[0]),
-    "Fn::And": lambda t, v: all(t.resolve(x) for x in v),
-    "Fn::Or": lambda t, v: any(t.resolve(x) for x in v),
-    "Condition": lambda t, v: t.condition(v),
-    "Fn::ToJsonString": lambda t, v: json.dumps(t.resolve(v)),
-}
 
 
 def _plain(node: Any) -> Any:
