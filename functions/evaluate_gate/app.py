@@ -2,7 +2,8 @@
 
 Input {run_id, model, metric: {name, threshold, min_improvement}, evaluation_uri}; returns
 {"passed", "reasons", "metrics", "champion_metrics"}. Raises EvaluationNotFound or
-InvalidEvaluation when evaluation.json is absent or unreadable (the ASL catches them by name)."""
+InvalidEvaluation when evaluation.json is absent or unreadable: the Gate state's Catch (States.ALL) records the run
+as failed with that name and its message as the cause."""
 
 from __future__ import annotations
 
