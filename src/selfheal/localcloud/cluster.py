@@ -20,6 +20,7 @@ fails the job (stricter); identical files, as every host writing the same report
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,15 @@ def loopback_addresses(seed: str, hosts: list[str]) -> dict[str, str]:
     """Addresses of the job's own on the loopback network (all of 127.0.0.0/8 is this machine's)."""
     digest = hashlib.sha256(seed.encode()).digest()
     return {host: f"127.{digest[0]}.{digest[1]}.{number}" for number, host in enumerate(hosts, start=1)}
+
+
+def host_threads(hosts: int) -> dict[str, str]:
+    """Each instance has cores of its own; here the hosts share this machine's, so each host's OpenMP threads are its
+    share of them (XGBoost's default nthread is OpenMP's maximum: N hosts each spinning on every core of the machine
+    while they wait for each other run many times slower). One host keeps the machine's default."""
+    if hosts == 1:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // hosts))}
 
 
 def write_hosts_file(path: Path, addresses: dict[str, str]) -> Path:

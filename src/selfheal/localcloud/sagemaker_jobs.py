@@ -245,8 +245,8 @@ class JobService:
                 host.root.mkdir(parents=True)
                 prepare = self._prepare_processing if job.kind == "processing" else self._prepare_training
                 host.command, host.env, host.cwd = prepare(job, host, names)
-                host.env = host.env | {"SELFHEAL_HOSTS_FILE": str(hosts_file),
-                                       "PYTHONPATH": _pythonpath(host.env.get("PYTHONPATH"))}
+                host.env = cluster.host_threads(len(names)) | host.env | {
+                    "SELFHEAL_HOSTS_FILE": str(hosts_file), "PYTHONPATH": _pythonpath(host.env.get("PYTHONPATH"))}
         except ContainerStartFailed as failed:
             return self._finish(job, "Failed", algorithm_error(failed.failure))
         if fault and fault.kind == "hang":
