@@ -256,7 +256,7 @@ class JobService:
         timed_out = self._execute(job, self._timeout(job))
         job.compute_seconds = max(host.seconds for host in job.hosts)
         if job.kind == "training":
-            self._sync_checkpoints(job, upload=True)
+            self._upload_checkpoints(job)
         if job.stop_requested or timed_out:
             reason = "MaxRuntimeExceeded" if timed_out else "Stopped"
             job.secondary_status = reason
@@ -394,17 +394,15 @@ class JobService:
         """Every instance starts from the checkpoints in S3 (a first run has none)."""
         config = job.request.get("CheckpointConfig")
         if config:
-            download(config["S3Uri"], "S3Prefix", self._checkpoints(host, config), required=False)
+            download(config["S3Uri"], "S3Prefix", _local(host.root, config.get("LocalPath", f"{OPT_ML}/checkpoints")),
+                     required=False)
 
-    def _sync_checkpoints(self, job: Job, upload: bool) -> None:
+    def _upload_checkpoints(self, job: Job) -> None:
+        """What every host left in its checkpoint folder, gathered (cluster.gather), as SageMaker syncs it to S3."""
         config = job.request.get("CheckpointConfig")
-        if config and upload:
+        if config:
             upload_dir(self._gathered(job, config.get("LocalPath", f"{OPT_ML}/checkpoints"), "checkpoints"),
                        config["S3Uri"])
-
-    @staticmethod
-    def _checkpoints(host: Host, config: dict[str, Any]) -> Path:
-        return _local(host.root, config.get("LocalPath", f"{OPT_ML}/checkpoints"))
 
     def _upload_model(self, job: Job) -> None:
         """model.tar.gz of every host's /opt/ml/model, aggregated (cluster.gather)."""
