@@ -1,6 +1,9 @@
 """selfheal's benchmarks: each figure beside its floor measured in the same run, medians of repeated runs.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--out benchmarks/results.json]
+    .venv/bin/python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--out benchmarks/results.json]
+
+--only re-measures the named sections alone (cold_start, package_size, inference, drift, monitor, estimation,
+loop), written by default to benchmarks/results-<names>.json so a full run's results.json stays whole.
 
 Prints one table (figure, value, floor, ratio, goal, met?, runs) and writes it as JSON. These measure and
 print; they assert nothing. A benchmark that cannot run (no SAM CLI, a failing demo) reports its figure as
@@ -42,6 +45,21 @@ SECTIONS: list[Section] = [
     ("performance estimation", estimation.measure),
     ("the loop", demo_loop.measure),
 ]
+# --only's names for the sections, in SECTIONS' order.
+NAMES = dict(zip(["cold_start", "package_size", "inference", "drift", "monitor", "estimation", "loop"],
+                 (title for title, _ in SECTIONS), strict=True))
+
+
+def selected(only: str | None) -> list[str]:
+    """The names of the sections --only asks for, in SECTIONS' order (all without it); an unknown name is refused
+    with the known ones."""
+    if only is None:
+        return list(NAMES)
+    names = {name.strip() for name in only.split(",") if name.strip()}
+    unknown = sorted(names - set(NAMES))
+    if unknown or not names:
+        raise ValueError(f"--only: unknown section {', '.join(unknown) or '(none given)'}; known: {', '.join(NAMES)}")
+    return [name for name in NAMES if name in names]
 
 
 def run_section(title: str, measure: Callable[[Sizes], list[Figure]], sizes: Sizes) -> list[Figure]:
@@ -107,12 +125,19 @@ def notes(figures: list[Figure]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="selfheal's benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats: checks that it all runs")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument("--only", metavar="NAME[,NAME]", help=f"only these sections: {', '.join(NAMES)}")
+    parser.add_argument("--out", type=Path, help="default benchmarks/results.json (results-<names>.json with --only)")
     args = parser.parse_args(argv)
+    try:
+        names = selected(args.only)
+    except ValueError as refused:
+        parser.error(str(refused))  # exits 2: bad input, refused before anything ran
+    sections = SECTIONS if args.only is None else [s for s in SECTIONS if s[0] in {NAMES[name] for name in names}]
+    out = args.out or ROOT / "benchmarks" / ("results.json" if args.only is None else f"results-{'-'.join(names)}.json")
     sizes = Sizes.pick(args.quick)
     about = machine()
     started = time.perf_counter()
-    figures = [figure for title, measure in SECTIONS for figure in run_section(title, measure, sizes)]
+    figures = [figure for title, measure in sections for figure in run_section(title, measure, sizes)]
     about["load_average_end"] = os.getloadavg()
     print(f"\nselfheal benchmarks{' (quick)' if args.quick else ''}: {about['nproc']} x {about['cpu']}, "
           f"{about['memory_gb']} GB, Python {about['python']}, commit {about['commit']}; load average "
@@ -121,12 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     print(table(figures))
     print("\nfloors (measured in this run)\n" + floors(figures))
     print("\nnotes\n" + notes(figures))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "quick": args.quick, "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "quick": args.quick, "only": names if args.only else None,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1), "machine": about,
         "figures": [figure.to_json() for figure in figures]}, indent=2) + "\n")
-    print(f"\nwritten to {args.out}")
+    print(f"\nwritten to {out}")
     crashed = [figure.section for figure in figures if figure.error]
     if crashed:
         print(f"crashed: {', '.join(crashed)}", file=sys.stderr)

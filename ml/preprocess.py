@@ -4,7 +4,10 @@ Inputs  <OPT_ML>/processing/input/config/config.json   the run's model configura
                                                      and holdout_datasets: the labelled traffic among the data
         <OPT_ML>/processing/input/data/**/*.csv|parquet every dataset of the training window (with headers)
 Outputs <OPT_ML>/processing/output/
-        train/train.csv, validation/validation.csv   encoded, no header, target first, all numeric
+        train/train.csv, validation/validation.csv   encoded, no header, target first, all numeric; with
+                                                     training.instance_count N > 1, train/ holds N files
+                                                     (train-<i>-of-<N>.csv), one per training instance, which
+                                                     Train's ShardedByS3Key channel deals out one to a host
         test/test.csv                                raw held-out rows, header, every original column: the
                                                      newest labelled traffic when the run has some, so the
                                                      challenger and the champion are judged on what matters now
@@ -159,6 +162,15 @@ def write_encoded(path: Path, transform: FeatureTransform, rows: pd.DataFrame) -
     encoded.to_csv(path, header=False, index=False)
 
 
+def train_shards(rows: pd.DataFrame, instances: int) -> dict[str, pd.DataFrame]:
+    """The train split as one file per training instance (every instance must get rows to train on)."""
+    if instances == 1:
+        return {"train.csv": rows}
+    if len(rows) < instances:
+        raise ValueError(f"{len(rows)} training rows cannot be shared by {instances} training instances")
+    return {f"train-{i + 1}-of-{instances}.csv": rows.iloc[i::instances] for i in range(instances)}
+
+
 def write_json(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
@@ -177,7 +189,9 @@ def main() -> None:
     outputs = {name: OUTPUT / name for name in ("train", "validation", "test", "transform", "baseline")}
     for folder in outputs.values():
         folder.mkdir(parents=True, exist_ok=True)
-    write_encoded(outputs["train"] / "train.csv", transform, parts["train"])
+    instances = int((config.get("training") or {}).get("instance_count", 1))
+    for name, rows in train_shards(parts["train"], instances).items():
+        write_encoded(outputs["train"] / name, transform, rows)
     write_encoded(outputs["validation"] / "validation.csv", transform, parts["validation"])
     parts["test"].to_csv(outputs["test"] / "test.csv", index=False)
     transform.save(outputs["transform"] / "transform.json")

@@ -11,6 +11,12 @@ Output     SM_MODEL_DIR (default <OPT_ML>/model): xgboost-model (JSON), transfor
            RegisterModel's SAGEMAKER_SUBMIT_DIRECTORY (/opt/ml/model/code) points, as the SageMaker SDK packs it.
 Spot       checkpoints in <OPT_ML>/checkpoints every checkpoint_every rounds; a restarted job resumes
            from the newest one and trains only the remaining rounds.
+Instances  on several (SM_HOSTS, SM_CURRENT_HOST: the training toolkit's, from resourceconfig.json), XGBoost trains
+           distributed with its own collective, as the XGBoost container's distributed path does (distributed.py):
+           a tracker on the first of the sorted hosts, on port 9099, a worker on every host, each on its shard of
+           the train channel (ShardedByS3Key) and the whole validation channel, so every worker sees the same
+           validation metric and stops at the same round. Only the first host checkpoints and saves the model:
+           SageMaker gathers every host's model directory into one model.tar.gz.
 """
 
 from __future__ import annotations
@@ -19,13 +25,18 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from xgboost.tracker import RabitTracker
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # features.py ships beside this script in the source dir
@@ -43,6 +54,10 @@ SERVING_FILES = ("features.py", "inference.py")
 SERVING_CODE = "code"
 # Hyperparameters this script consumes; everything else goes to XGBoost.
 OWN = {"target": None, "problem": None, "num_round": 200, "early_stopping_rounds": 20, "checkpoint_every": 10}
+# The XGBoost container's tracker port (distributed.py): each instance is the job's alone, so a fixed port is free.
+TRACKER_PORT = 9099
+# How long the hosts may take to find each other, and to part (the tracker's and the workers' bootstrap timeout).
+BOOTSTRAP_SECONDS = 600
 OBJECTIVES: dict[str, dict[str, Any]] = {
     # XGBoost early-stops on the last eval metric: a proper scoring rule, smoother than auc or error.
     "binary": {"objective": "binary:logistic", "eval_metric": ["auc", "logloss"]},
@@ -72,6 +87,55 @@ def parse_hyperparameters(argv: list[str]) -> dict[str, Any]:
         if not name.startswith(("sagemaker_", "_")):
             values[name] = _decode(value)
     return values
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """The job's instances, as SageMaker names them (algo-1, ...), and which one this process runs on."""
+
+    current: str
+    names: list[str]
+
+    @property
+    def first(self) -> str:
+        return sorted(self.names)[0]  # the container's master: the first host name in sorted order
+
+    @property
+    def is_first(self) -> bool:
+        return self.current == self.first
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.names) > 1
+
+
+def job_hosts() -> Hosts:
+    """SM_HOSTS and SM_CURRENT_HOST, as the training toolkit sets them; one host when they are absent."""
+    names = json.loads(os.environ.get("SM_HOSTS", '["algo-1"]'))
+    return Hosts(os.environ.get("SM_CURRENT_HOST", names[0]), names)
+
+
+@contextmanager
+def collective(hosts: Hosts) -> Iterator[None]:
+    """XGBoost's collective across the hosts, while the block runs: xgb.train then trains one model on every host's
+    rows. The first host runs the tracker every worker (this process included) reports to; nothing on one host."""
+    if not hosts.distributed:
+        yield
+        return
+    address = socket.gethostbyname(hosts.first)
+    tracker = None
+    if hosts.is_first:
+        tracker = RabitTracker(n_workers=len(hosts.names), host_ip=address, port=TRACKER_PORT, sortby="task",
+                               timeout=BOOTSTRAP_SECONDS)
+        tracker.start()
+    with xgb.collective.CommunicatorContext(dmlc_communicator="rabit", dmlc_tracker_uri=address,
+                                            dmlc_tracker_port=TRACKER_PORT, dmlc_task_id=hosts.current,
+                                            dmlc_timeout=BOOTSTRAP_SECONDS):
+        print(f"train: worker {xgb.collective.get_rank()} of {xgb.collective.get_world_size()} on {hosts.current}",
+              flush=True)
+        yield
+    if tracker is not None:
+        tracker.wait_for(BOOTSTRAP_SECONDS)
 
 
 def channel(name: str) -> Path:
@@ -144,7 +208,9 @@ def _latest(evals_log: dict) -> list[str]:
     ]
 
 
-def train(params: dict[str, Any], train: xgb.DMatrix, validation: xgb.DMatrix, settings: dict[str, Any]) -> xgb.Booster:
+def train(params: dict[str, Any], train: xgb.DMatrix, validation: xgb.DMatrix, settings: dict[str, Any],
+          checkpoint: bool = True) -> xgb.Booster:
+    """Train from the newest checkpoint; `checkpoint` False on every host but the first (they hold the same model)."""
     resume_from = newest_checkpoint(CHECKPOINTS)
     booster = load_booster(resume_from) if resume_from else None
     done = booster.num_boosted_rounds() if booster else 0
@@ -154,6 +220,7 @@ def train(params: dict[str, Any], train: xgb.DMatrix, validation: xgb.DMatrix, s
         f"{max(remaining, 0)} rounds to go"
     )
     if remaining > 0:
+        saving = [Checkpoint(CHECKPOINTS, int(settings["checkpoint_every"]))] if checkpoint else []
         evals_log: dict = {}
         booster = xgb.train(
             params,
@@ -164,7 +231,7 @@ def train(params: dict[str, Any], train: xgb.DMatrix, validation: xgb.DMatrix, s
             evals_result=evals_log,
             xgb_model=booster,
             verbose_eval=False,
-            callbacks=[Progress(), Checkpoint(CHECKPOINTS, int(settings["checkpoint_every"]))],
+            callbacks=[Progress(), *saving],
         )
         metrics = "\t".join(_latest(evals_log))
         print(f"final\t{metrics}\tbest_round:{best_rounds(booster)}", flush=True)
@@ -198,6 +265,10 @@ def main(argv: list[str]) -> None:
         if wanted is not None and str(wanted) != fitted:
             raise ValueError(f"hyperparameter {name}={wanted!r} but the transform was fitted for {fitted!r}")
     problem = transform.problem
+    hosts = job_hosts()
+    if hosts.distributed and not any(channel("train").rglob("*.csv")):
+        raise FileNotFoundError(f"host {hosts.current} got no train files: the train channel needs at least one file "
+                                f"per instance ({len(hosts.names)})")
     x_train, y_train = read_matrix(channel("train"))
     x_valid, y_valid = read_matrix(channel("validation"))
     for part, matrix in (("train", x_train), ("validation", x_valid)):
@@ -206,7 +277,12 @@ def main(argv: list[str]) -> None:
     params = xgboost_params(problem, transform, hyperparameters)
     print(f"train: {problem}, {len(y_train)} train / {len(y_valid)} validation rows, {x_train.shape[1]} features")
     print(f"train: params {json.dumps(params, sort_keys=True)}, settings {json.dumps(settings, sort_keys=True)}")
-    booster = train(params, xgb.DMatrix(x_train, label=y_train), xgb.DMatrix(x_valid, label=y_valid), settings)
+    with collective(hosts):
+        booster = train(params, xgb.DMatrix(x_train, label=y_train), xgb.DMatrix(x_valid, label=y_valid), settings,
+                        checkpoint=hosts.is_first)
+    if not hosts.is_first:
+        print(f"train: {hosts.current} done; {hosts.first} saves the model")
+        return
     model_dir = Path(os.environ.get("SM_MODEL_DIR", str(OPT_ML / "model")))
     save_model(model_dir, booster, transform_file)
     print(f"train: saved {booster.num_boosted_rounds()} rounds to {model_dir}")

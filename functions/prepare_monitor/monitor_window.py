@@ -57,7 +57,9 @@ def prepare_monitor(request: MonitorRequest, now: datetime | None = None) -> dic
     jobs = {"code_uri": s3_uri(settings.data_bucket, "code", settings.code_version),
             "job_prefix": job_prefix_for(request.model, request.execution),
             "instance_type": config.training.processing_instance_type,
-            "cluster": job_resources(config.training.processing_instance_type, settings.kms_key_arn)}
+            "cluster": job_resources(config.training.processing_instance_type, settings.kms_key_arn,
+                                     config.monitor.instance_count),
+            "quality_cluster": job_resources(config.training.processing_instance_type, settings.kms_key_arn)}
     if not files:
         return no_data(end, f"no captured traffic between {iso(start)} and {iso(end)}", endpoint, start,
                        quality, **(jobs if quality.has_data else {}))
@@ -77,6 +79,7 @@ def no_data(end: datetime, reason: str, endpoint: dict[str, Any] | None = None, 
                          start=start and iso(start), end=iso(end), files=0, baseline_uri=None, manifest_uri=None,
                          report_uri=None, code_uri=jobs.get("code_uri"), job_prefix=jobs.get("job_prefix"),
                          instance_type=jobs.get("instance_type"), cluster=jobs.get("cluster"),
+                         quality_cluster=jobs.get("quality_cluster"),
                          quality=quality or no_quality(reason)).model_dump()
 
 

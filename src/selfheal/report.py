@@ -152,8 +152,9 @@ def build_report(cloud: LocalCloud, models: Iterable[str],
         })
     return {"runs": runs, "quarantined": quarantined(cloud), "endpoints": endpoints(cloud, models),
             "executions": all_executions,
-            "jobs": [{"name": job.name, "kind": job.kind, "status": job.status,
-                      "seconds": round(job.compute_seconds, 3), "failure_reason": job.failure_reason}
+            "jobs": [{"name": job.name, "kind": job.kind, "instance_count": job.instance_count, "status": job.status,
+                      "seconds": round(job.compute_seconds, 3), "failure_reason": job.failure_reason,
+                      "hosts": [host.as_dict() for host in job.hosts]}
                      for job in cloud.jobs.jobs.values()],
             "monitoring": monitoring(cloud, models), "traffic": traffic or [],
             "dead_letters": [{"target": dead["target"], "error": dead["error"]} for dead in cloud.dead_letters]}

@@ -41,3 +41,39 @@ def test_a_crashing_benchmark_fails_the_run_after_the_others_report(run, monkeyp
     assert figures["good"]["error"] is None and figures["good"]["value"] == 1.0
     assert "crashing" in capsys.readouterr().out
     sys.modules.pop("run", None)
+
+
+def test_only_re_measures_the_named_sections_into_a_file_of_their_own(run, monkeypatch, tmp_path):
+    # Given three sections, each recording that it ran
+    from common import Figure
+
+    ran = []
+
+    def section(name):
+        def measure(sizes):
+            ran.append(name)
+            return [Figure(f"{name} figure", "s", None, "nothing", value=1.0, floor=1.0, runs=1)]
+        return measure
+
+    monkeypatch.setattr(run, "SECTIONS", [("cold start", section("cold start")), ("inference", section("inference")),
+                                          ("the loop", section("the loop"))])
+    monkeypatch.setattr(run, "NAMES", {"cold_start": "cold start", "inference": "inference", "loop": "the loop"})
+    monkeypatch.setattr(run, "ROOT", tmp_path)
+    # When the command runs with --only naming two of them (in any order)
+    code = run.main(["--quick", "--only", "loop,cold_start"])
+    # Then only those ran, in the usual order, written beside results.json in a file named after them
+    assert code == 0 and ran == ["cold start", "the loop"]
+    document = json.loads((tmp_path / "benchmarks" / "results-cold_start-loop.json").read_text())
+    assert document["only"] == ["cold_start", "loop"]
+    assert [figure["figure"] for figure in document["figures"]] == ["cold start figure", "the loop figure"]
+    assert not (tmp_path / "benchmarks" / "results.json").exists()
+    sys.modules.pop("run", None)
+
+
+def test_only_refuses_an_unknown_section_naming_the_known_ones(run, capsys):
+    with pytest.raises(SystemExit) as refused:
+        run.main(["--quick", "--only", "inference,warp_speed"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.endswith("--only: unknown section warp_speed; known: cold_start, package_size, "
+                                            "inference, drift, monitor, estimation, loop\n")
+    sys.modules.pop("run", None)

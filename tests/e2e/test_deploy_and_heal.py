@@ -116,8 +116,14 @@ def test_a_model_that_passes_the_gate_is_deployed_with_capture_scaling_and_a_mon
     assert any("churn" in s["Name"] for s in schedules)
 
 
+# Every job that splits its work on 2 instances (issue 12): Train distributed, Preprocess and the drift analysis.
+TWO_INSTANCES = HEAL_CONFIG | {"training": {"instance_count": 2, "processing_instance_count": 2},
+                               "monitor": {"instance_count": 2}}
+
+
 def test_traffic_like_the_baseline_finds_no_drift_and_changes_nothing(cloud, tmp_path):
-    deploy_first_model(cloud, tmp_path)
+    # Given a model whose jobs run on 2 instances each, where they can split their work
+    deploy_first_model(cloud, tmp_path, TWO_INSTANCES)
     serve(cloud, tmp_path, "ordinary.csv", rows=300)
     cloud.start_monitoring("churn")
     cloud.wait_idle(IDLE_TIMEOUT)
@@ -127,7 +133,17 @@ def test_traffic_like_the_baseline_finds_no_drift_and_changes_nothing(cloud, tmp
     # and with no labels yet, model quality is estimated from the model's scores, above the threshold
     (quality,) = by_kind(result, "model_quality")
     assert quality["labels"]["matched"] == 0 and quality["estimated"]["auc"] > 0.75
-    assert len(result["runs"]) == 1
+    (run,) = result["runs"]
+    assert run["decision"] == "deployed" and run["metrics"]["auc"] > 0.75
+    # and report.json lists each job with its instance count and every host's process
+    jobs = {job["name"].rsplit("-", 2)[-2]: job for job in result["jobs"]}
+    assert {step: job["instance_count"] for step, job in jobs.items()} == {
+        "prep": 2, "train": 2, "eval": 1, "mon": 2, "mq": 1}
+    for job in jobs.values():
+        assert job["status"] == "Completed"
+        hosts = [f"algo-{n}" for n in range(1, job["instance_count"] + 1)]
+        assert [(h["host"], h["exit_code"]) for h in job["hosts"]] == [(host, 0) for host in hosts]
+        assert all(h["seconds"] > 0 for h in job["hosts"])
 
 
 def test_drift_retrains_on_the_newest_window_and_the_better_model_replaces_the_champion(cloud, tmp_path):

@@ -91,8 +91,8 @@ def test_scheduled(prepare, serving_cloud):
     # and the job has its report location, code, name prefix and instance type
     assert window["report_uri"] == f"s3://{BUCKET}/{work}/report"
     assert window["code_uri"] == f"s3://{BUCKET}/code/v1" and window["instance_type"] == "ml.m5.large"
-    assert window["cluster"] == {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30,
-                                 "VolumeKmsKeyId": KMS_KEY_ARN}
+    assert window["cluster"] == window["quality_cluster"] == {
+        "InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30, "VolumeKmsKeyId": KMS_KEY_ARN}
     assert window["job_prefix"].startswith("churn-") and len(window["job_prefix"]) <= 40
 
 
@@ -205,3 +205,16 @@ def test_a_missing_baseline_is_named(prepare, serving_cloud):
     with pytest.raises(Exception, match="no baseline file") as raised:
         prepare("scheduled.json")
     assert type(raised.value).__name__ == "BaselineNotFound"
+
+
+def test_the_drift_job_runs_on_the_configured_instances_and_the_quality_job_on_one(prepare, serving_cloud):
+    # Given a model whose configuration asks for 2 monitoring instances, serving with traffic captured
+    now = datetime.now(UTC)
+    given_serving(serving_cloud, now - timedelta(hours=1))
+    given_capture(serving_cloud, now)
+    serving_cloud.put_config(MODEL, CHURN | {"monitor": {"instance_count": 2}})
+    # When the window is prepared
+    window = prepare("scheduled.json")
+    # Then the drift analysis runs on 2 instances; the quality join of predictions and labels on one
+    assert window["has_data"] and window["quality"]["has_data"]
+    assert (window["cluster"]["InstanceCount"], window["quality_cluster"]["InstanceCount"]) == (2, 1)

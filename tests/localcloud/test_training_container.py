@@ -79,7 +79,7 @@ def test_an_isolated_job_cannot_fetch_its_code_from_s3_and_fails_with_the_toolki
     assert job.status == "Failed"
     assert job.failure_reason.startswith("AlgorithmError: framework error: \nTraceback")
     assert len(job.failure_reason) <= len("AlgorithmError: ") + 1024
-    log = (job.sandbox / "job.log").read_text()
+    log = job.log().read_text()
     assert "botocore.exceptions.NoCredentialsError: Unable to locate credentials" in log
 
 
@@ -100,7 +100,7 @@ def test_code_is_found_only_where_sagemaker_submit_directory_points(s3, run_job)
     job = run_job("training", training_request("wrong-path", "/opt/ml/input/data/src/sourcedir.tar.gz"))
     # Then the toolkit does not find it, and the job fails with its error
     assert job.status == "Failed" and job.failure_reason.startswith("AlgorithmError: framework error:")
-    last_line = (job.sandbox / "job.log").read_text().strip().splitlines()[-1]
+    last_line = job.log().read_text().strip().splitlines()[-1]
     assert last_line.startswith("[Errno 2] No such file or directory: ")
     assert last_line.endswith("/opt_ml/input/data/src/sourcedir.tar.gz'")
 

@@ -115,6 +115,38 @@ def test_the_split_is_seeded(multiclass_model, sandbox, name) -> None:
         assert sandbox.output(name).read_bytes() == multiclass_model.prep.output(name).read_bytes(), name
 
 
+def test_the_train_split_is_one_file_per_training_instance(multiclass_model, sandbox) -> None:
+    # Given the same upload and config, for 3 training instances
+    sandbox.write_json(sandbox.input("config", "config.json"),
+                       multiclass_model.config | {"training": {"instance_count": 3}})
+    upload = sandbox.input("data", "upload.csv")
+    upload.parent.mkdir(parents=True)
+    multiclass_model.data.to_csv(upload, index=False)
+    # When Preprocess runs
+    sandbox.process("preprocess.py")
+    # Then train/ holds 3 files, one for each instance's ShardedByS3Key share, of nearly equal size, whose rows
+    # are exactly the one-instance train split's; validation and test do not change
+    shards = sorted(sandbox.output("train").iterdir())
+    assert [path.name for path in shards] == [f"train-{i}-of-3.csv" for i in (1, 2, 3)]
+    rows = [_encoded(path) for path in shards]
+    assert max(map(len, rows)) - min(map(len, rows)) <= 1
+    whole = _encoded(multiclass_model.prep.output("train", "train.csv"))
+    assert sorted(map(tuple, np.concatenate(rows))) == sorted(map(tuple, whole))
+    for name in ("validation/validation.csv", "test/test.csv", "transform/transform.json"):
+        assert sandbox.output(name).read_bytes() == multiclass_model.prep.output(name).read_bytes(), name
+
+
+def test_a_train_split_too_small_for_the_training_instances_fails_the_job(sandbox, dataset) -> None:
+    sandbox.write_json(sandbox.input("config", "config.json"),
+                       {"target": "churned", "problem": "binary", "training": {"instance_count": 100}})
+    upload = sandbox.input("data", "upload.csv")
+    upload.parent.mkdir(parents=True)
+    dataset("binary", rows=60).to_csv(upload, index=False)
+    run = sandbox.process("preprocess.py", check=False)
+    assert run.returncode != 0
+    assert "training rows cannot be shared by 100 training instances" in run.stderr
+
+
 def test_a_target_missing_from_the_data_fails_the_job_with_a_clear_message(sandbox, dataset) -> None:
     sandbox.write_json(sandbox.input("config", "config.json"), {"target": "revenue", "problem": "regression"})
     upload = sandbox.input("data", "upload.csv")

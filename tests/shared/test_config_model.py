@@ -39,6 +39,8 @@ def test_the_three_required_fields_are_enough_and_the_rest_has_sane_defaults():
     assert config.monitor.schedule_expression == "rate(1 hour)"
     assert config.monitor.drift_threshold == 0.1
     assert config.retrain.on_violation == "retrain"
+    assert (config.training.instance_count, config.training.processing_instance_count,
+            config.monitor.instance_count) == (1, 1, 1)
 
 
 def test_json_text_and_a_dict_load_the_same_configuration_as_yaml():
@@ -111,6 +113,14 @@ def test_a_metric_that_does_not_fit_the_problem_is_refused(problem, metric):
     ("hyperparameters", {"target": "other"}, "hyperparameters.target"),
     ("hyperparameters", {"eta": [0.1]}, "hyperparameters.eta"),
     ("trigger", {"mode": "min_new_rows", "min_new_rows": 0}, "trigger.min_new_rows"),
+    # SageMaker's InstanceCount bounds (botocore: ProcessingInstanceCount 1 to 100; training at most 100 here)
+    ("training", {"instance_count": 0}, "training.instance_count"),
+    ("training", {"instance_count": 101}, "training.instance_count"),
+    ("training", {"instance_count": 2.5}, "training.instance_count"),
+    ("training", {"processing_instance_count": 0}, "training.processing_instance_count"),
+    ("training", {"processing_instance_count": 101}, "training.processing_instance_count"),
+    ("monitor", {"instance_count": 0}, "monitor.instance_count"),
+    ("monitor", {"instance_count": 101}, "monitor.instance_count"),
     ("validation", {"allowed_formats": ["csv", "xlsx"]}, "validation.allowed_formats.1"),
 ])
 def test_out_of_range_and_unsafe_values_are_refused_by_path(field, value, path):

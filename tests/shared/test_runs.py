@@ -52,6 +52,8 @@ def test_an_upload_starts_a_run_with_everything_the_pipeline_reads(cloud):
                             "VolumeKmsKeyId": KMS_KEY_ARN},
         "processing_cluster": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30,
                                "VolumeKmsKeyId": KMS_KEY_ARN},
+        "evaluation_cluster": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30,
+                               "VolumeKmsKeyId": KMS_KEY_ARN},
     }
     assert cloud.read_json(f"{artifacts}/input/config.json") == pipeline["config"] | {"holdout_datasets": []}
     assert cloud.read_json(f"{artifacts}/input/datasets.manifest") == [
@@ -62,6 +64,19 @@ def test_an_upload_starts_a_run_with_everything_the_pipeline_reads(cloud):
     assert run["status"] == "RUNNING" and run["datasets"] == [dataset["s3_uri"]] and run["started_at"]
     assert ledger.unconsumed_datasets(MODEL) == []
     assert ledger.get_lock(MODEL)["run_id"] == run_id
+
+
+def test_the_configured_instance_counts_size_train_and_preprocess_but_evaluate_runs_on_one(cloud):
+    # Given a model configured for 3 training instances and 2 preprocessing instances
+    cloud.put_config(MODEL, {**CHURN, "training": {"instance_count": 3, "processing_instance_count": 2}})
+    given_dataset(cloud, "20250101T000000000000Z")
+    # When an upload starts a run
+    run_id = maybe_start_run(MODEL, "upload", "cause-1").run_id
+    # Then Train runs on 3 instances and Preprocess on 2; Evaluate scores champion and challenger on one
+    training = cloud.execution_input(run_id)["training"]
+    counts = {name: training[name]["InstanceCount"]
+              for name in ("resource_config", "processing_cluster", "evaluation_cluster")}
+    assert counts == {"resource_config": 3, "processing_cluster": 2, "evaluation_cluster": 1}
 
 
 def test_the_same_cause_twice_starts_one_execution(cloud):

@@ -60,6 +60,7 @@ PIPELINE_INPUT: dict[str, Any] = {
         "processing_instance_type": "ml.m5.large",
         "resource_config": job_resources("ml.m5.xlarge", KEY_ARN),
         "processing_cluster": job_resources("ml.m5.large", KEY_ARN),
+        "evaluation_cluster": job_resources("ml.m5.large", KEY_ARN),
     },
     "champion": None,
 }
@@ -137,6 +138,7 @@ STATE_IN_MONITOR: dict[str, Any] = {
         "job_prefix": "churn-with-a-long-model-name-1a2b3c4d5e6f"[:40],
         "instance_type": "ml.m5.large",
         "cluster": job_resources("ml.m5.large", KEY_ARN),
+        "quality_cluster": job_resources("ml.m5.large", KEY_ARN),
         "quality": {
             "has_data": True,
             "reason": "2 capture file(s) and 1 ground-truth file(s) to judge",

@@ -13,8 +13,10 @@ import botocore.session
 import pytest
 from asl_rules import all_states
 from botocore.validate import ParamValidator
+from selfheal_shared.config import load_config
 from selfheal_shared.instances import job_resources
-from selfheal_shared.runs import CODE_CHANNEL_SOURCEDIR
+from selfheal_shared.runs import CODE_CHANNEL_SOURCEDIR, pipeline_input
+from selfheal_shared.settings import Settings
 
 from selfheal.localcloud.sagemaker_jobs import validate_request
 
@@ -33,6 +35,21 @@ TASKS = {
 # What runs in a container, network-isolated and in the VPC when one is configured.
 ISOLATED = {"Preprocess", "Train", "Evaluate", "AnalyzeDrift", "AnalyzeQuality", "CreateModel"}
 JOBS = {"Preprocess", "Train", "Evaluate", "AnalyzeDrift", "AnalyzeQuality"}
+
+
+# Where each job's compute comes from: the run document's "training" section, or the monitoring window.
+TRAINING_DOCUMENTS = {"Preprocess": "processing_cluster", "Train": "resource_config", "Evaluate": "evaluation_cluster"}
+WINDOW_DOCUMENTS = {"AnalyzeDrift": "cluster", "AnalyzeQuality": "quality_cluster"}
+
+
+def job_compute(sent: dict[str, Any]) -> dict[str, Any]:
+    return sent.get("ProcessingResources", {}).get("ClusterConfig") or sent["ResourceConfig"]
+
+
+def job_document(state: dict[str, Any], name: str) -> dict[str, Any]:
+    if name in TRAINING_DOCUMENTS:
+        return state["training"][TRAINING_DOCUMENTS[name]]
+    return state["window"][WINDOW_DOCUMENTS[name]]
 
 
 def sagemaker_tasks(definition: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -100,13 +117,11 @@ def test_jobs_run_on_the_documents_compute_and_encrypt_outputs_with_the_projects
     # Given the rendered pipeline
     key_arn = policies.physical("Key", "Arn")
     state, _ = samples[machine]
-    documents = {"Preprocess": "processing_cluster", "Evaluate": "processing_cluster", "Train": "resource_config"}
     for name, _, parameters in sagemaker_tasks(render(policies, machine)):
         # When its requests are filled
         sent = fill(parameters, machine=machine)
         # Then the job runs on the compute the run (or the monitoring window) document gives, volume key included
-        resources = sent.get("ProcessingResources", {}).get("ClusterConfig") or sent["ResourceConfig"]
-        assert resources == (state["training"][documents[name]] if name in documents else state["window"]["cluster"])
+        assert job_compute(sent) == job_document(state, name), name
         # and outputs use the project's key
         outputs = sent.get("ProcessingOutputConfig") or sent["OutputDataConfig"]
         assert outputs["KmsKeyId"] == key_arn, name
@@ -123,17 +138,58 @@ def test_jobs_on_instance_types_with_local_storage_send_what_sagemaker_accepts(r
     state = copy.deepcopy(samples[machine][0])
     state["training"] = state.get("training", {}) | {
         "instance_type": instance_type, "processing_instance_type": instance_type,
-        "resource_config": job_resources(instance_type, KEY_ARN),
-        "processing_cluster": job_resources(instance_type, KEY_ARN)}
-    state["window"] = state.get("window", {}) | {"instance_type": instance_type,
-                                                 "cluster": job_resources(instance_type, KEY_ARN)}
+        **{document: job_resources(instance_type, KEY_ARN) for document in TRAINING_DOCUMENTS.values()}}
+    state["window"] = state.get("window", {}) | {
+        "instance_type": instance_type,
+        **{document: job_resources(instance_type, KEY_ARN) for document in WINDOW_DOCUMENTS.values()}}
     for name, operation, parameters in sagemaker_tasks(render(policies, machine)):
         # When each job's request is filled; Then SageMaker (the local cloud's, as strict) accepts it:
         # no volume key for an instance that encrypts its own storage
         sent = fill(parameters, state=state, machine=machine)
         validate_request(operation, sent)
-        resources = sent.get("ProcessingResources", {}).get("ClusterConfig") or sent["ResourceConfig"]
+        resources = job_compute(sent)
         assert resources["InstanceType"] == instance_type and "VolumeKmsKeyId" not in resources, name
+
+
+def test_a_configuration_of_two_instances_sends_instance_count_two_to_the_jobs_that_split_their_work(
+        render, fill, policies, samples):
+    # Given a model configured for 2 instances for training, preprocessing and monitoring, and the documents
+    # the functions build from it (runs.pipeline_input, monitor_window.prepare_monitor)
+    config = load_config({"target": "churned", "problem": "binary", "metric": {"name": "auc", "threshold": 0.75},
+                          "training": {"instance_count": 2, "processing_instance_count": 2},
+                          "monitor": {"instance_count": 2}})
+    settings = Settings.from_environ({
+        "LEDGER_TABLE": "ledger", "DATA_BUCKET": "selfheal-databucket", "KMS_KEY_ARN": KEY_ARN,
+        "NOTIFY_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:notify", "CODE_VERSION": "0123456789abcdef",
+        "TRAINING_PIPELINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:training",
+        "XGBOOST_IMAGE_URI": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"})
+    training = pipeline_input(settings, model="churn", run_id="churn-upload-1a2b3c4d5e6f", trigger="upload",
+                              cause_id="c", config=config, champion=None)["training"]
+    expected = {"Preprocess": 2, "Train": 2, "Evaluate": 1, "AnalyzeDrift": 2, "AnalyzeQuality": 1}
+    for machine in ("TrainingPipeline", "MonitorPipeline"):
+        state = copy.deepcopy(samples[machine][0])
+        state["training"] = training
+        state["window"] = state.get("window", {}) | {
+            "cluster": job_resources("ml.m5.large", KEY_ARN, config.monitor.instance_count),
+            "quality_cluster": job_resources("ml.m5.large", KEY_ARN)}
+        for name, operation, parameters in sagemaker_tasks(render(policies, machine)):
+            # When each job's request is filled
+            sent = fill(parameters, state=state, machine=machine)
+            # Then SageMaker (the local cloud's, as strict as botocore's model) accepts it, with InstanceCount 2
+            # for the jobs that split their work: Preprocess, Train and the drift analysis
+            validate_request(operation, sent)
+            assert job_compute(sent)["InstanceCount"] == expected[name], name
+
+
+def test_each_training_instance_gets_its_shard_of_the_train_split_and_all_of_the_rest(render, fill, policies):
+    # Given the Train task
+    sent = fill(render(policies, "TrainingPipeline")["States"]["Train"]["Parameters"])
+    # Then the train channel is dealt out by S3 key (one file per instance, which Preprocess writes), and every
+    # other channel is copied whole to every instance
+    distribution = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+                    for c in sent["InputDataConfig"]}
+    assert distribution == {"train": "ShardedByS3Key", "validation": "FullyReplicated",
+                            "transform": "FullyReplicated", "code": "FullyReplicated"}
 
 
 def test_train_reads_the_script_from_a_channel_because_the_container_has_no_network(render, fill, policies):

@@ -55,6 +55,9 @@ _HYPERPARAMETER_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # Set by selfheal itself in the training job (runs.py); a config must not override them.
 _RESERVED_HYPERPARAMETERS = frozenset({"target", "problem"})
 _INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+# SageMaker's own bounds on a job's InstanceCount (botocore: ProcessingInstanceCount 1 to 100; TrainingInstanceCount
+# has min 0, for heterogeneous clusters, and no maximum but the account's quota): at most 100 for both, stricter.
+MAX_JOB_INSTANCES = 100
 _SCHEDULE = r"^(rate\(([1-9][0-9]{0,3}) (minute|minutes|hour|hours|day|days)\)|cron\([^()\x00-\x1f]{1,200}\))$"
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -124,6 +127,10 @@ class Training(_Section):
     spot: Spot = Spot()
     instance_type: str = Field("ml.m5.xlarge", pattern=_INSTANCE_TYPE)
     processing_instance_type: str = Field("ml.m5.large", pattern=_INSTANCE_TYPE)
+    # Train: XGBoost's distributed training, one worker per instance, each on its shard of the train split.
+    instance_count: int = Field(1, ge=1, le=MAX_JOB_INSTANCES)
+    # Preprocess (Evaluate scores champion and challenger on one instance: its rows must not be split).
+    processing_instance_count: int = Field(1, ge=1, le=MAX_JOB_INSTANCES)
 
 
 class Validation(_Section):
@@ -180,6 +187,8 @@ class Monitor(_Section):
         max_length=6,
     )
     min_drifted_features: int = Field(1, ge=1, le=10000)
+    # The drift analysis job (the quality job joins predictions with labels on one instance).
+    instance_count: int = Field(1, ge=1, le=MAX_JOB_INSTANCES)
     # Model quality: captured predictions joined with their labels (ground-truth/<model>/).
     label_delay_hours: FiniteFloat = Field(24.0, ge=0, le=24 * 90)  # how long labels may take to arrive
     min_labels: int = Field(200, ge=1, le=10**7)  # labelled predictions before the realized metric decides

@@ -19,9 +19,11 @@ def has_local_storage(instance_type: str) -> bool:
     return "d" in family or family.startswith("g5")
 
 
-def job_resources(instance_type: str, kms_key_arn: str) -> dict[str, Any]:
-    """One instance of `instance_type` with a 30 GB volume, under the key unless the type refuses one."""
-    resources: dict[str, Any] = {"InstanceCount": 1, "InstanceType": instance_type, "VolumeSizeInGB": VOLUME_GB}
+def job_resources(instance_type: str, kms_key_arn: str, instance_count: int = 1) -> dict[str, Any]:
+    """`instance_count` instances of `instance_type`, each with a 30 GB volume, under the key unless the type
+    refuses one."""
+    resources: dict[str, Any] = {"InstanceCount": instance_count, "InstanceType": instance_type,
+                                 "VolumeSizeInGB": VOLUME_GB}
     if not has_local_storage(instance_type):
         resources["VolumeKmsKeyId"] = kms_key_arn
     return resources

@@ -185,6 +185,7 @@ def pipeline_input(
 ) -> dict[str, Any]:
     """TrainingPipeline's execution input (docs/architecture.md)."""
     bucket = settings.data_bucket
+    training, key = config.training, settings.kms_key_arn
     return {
         "run_id": run_id,
         "model": model,
@@ -200,8 +201,10 @@ def pipeline_input(
             "stopping_condition": stopping_condition(config),
             "instance_type": config.training.instance_type,
             "processing_instance_type": config.training.processing_instance_type,
-            "resource_config": job_resources(config.training.instance_type, settings.kms_key_arn),
-            "processing_cluster": job_resources(config.training.processing_instance_type, settings.kms_key_arn),
+            "resource_config": job_resources(training.instance_type, key, training.instance_count),
+            "processing_cluster": job_resources(training.processing_instance_type, key,
+                                                training.processing_instance_count),
+            "evaluation_cluster": job_resources(training.processing_instance_type, key),
         },
         "champion": champion,
     }

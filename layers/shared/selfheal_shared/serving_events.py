@@ -151,7 +151,8 @@ class MonitorWindow(Payload):
     code_uri: S3UriText | None
     job_prefix: str | None
     instance_type: str | None
-    cluster: dict[str, Any] | None  # the job's ProcessingClusterConfig (selfheal_shared.instances)
+    cluster: dict[str, Any] | None  # the drift job's ProcessingClusterConfig (selfheal_shared.instances)
+    quality_cluster: dict[str, Any] | None = None  # the quality job's, on one instance
     quality: QualityWindow | None = None  # None: monitored before model quality was (an older execution)
 
 

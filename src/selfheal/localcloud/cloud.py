@@ -49,7 +49,8 @@ from .lambdas import (
     route_thread_output,
 )
 from .registry import patch_moto_registry
-from .sagemaker_jobs import JobService, patch_moto_sagemaker
+from .sagemaker_api import patch_moto_sagemaker
+from .sagemaker_jobs import JobService
 from .sfn_integrations import patch_engine
 from .template import ACCOUNT_ID, REGION, Template, TemplateError
 

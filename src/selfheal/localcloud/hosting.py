@@ -40,7 +40,8 @@ from .container import ContainerStartFailed, container_env, start_user_code
 from .endpoint_metrics import FleetMetrics, VariantMetrics, evaluate, publish, rollback_alarms
 from .endpoint_rules import IN_PROGRESS, MAX_EXECUTION_SECONDS, check_deletable, check_deployment, check_updatable
 from .faults import Faults
-from .sagemaker_jobs import ValidationException, api_fault, fetch_code, split_s3_uri, validate_request
+from .s3_data import fetch_code, split_s3_uri
+from .sagemaker_jobs import ValidationException, api_fault, validate_request
 from .serving import SERVERS, ContainerAnswer, ContainerTimedOut, ContainerUnhealthy, ServingContainer
 
 _CAPTURE_FLUSH_RECORDS = 200

@@ -2,41 +2,44 @@
 
 CreateProcessingJob and CreateTrainingJob are answered here instead of by moto's stubs (which complete
 every job at once and drop most request fields): the request is validated against botocore's service
-model, its S3 inputs are downloaded into a sandbox laid out like the container's /opt/ml, and the job runs
-in subprocesses that see what the container would (container.py: no route to AWS). A processing job runs its
+model, its S3 inputs are downloaded into a sandbox laid out like the container's /opt/ml, one for each of its
+instances (cluster.py), and the job runs in subprocesses that see what the container would (container.py: no route
+to AWS), one per instance, all at once. A processing job runs its
 ContainerEntrypoint; a training job is started by the real script-mode toolkit (it finds and fetches the code
 as the XGBoost container does), then its user module runs with the toolkit's arguments and SM_* variables.
-Outputs go back to S3, and Describe* reports InProgress, then Completed, Failed or Stopped, with the
-request's own fields, as SageMaker does.
+The job is Completed when every instance's process succeeded; the first to fail fails the job with its reason, and
+the others are stopped. Every instance's outputs go back to S3, and Describe* reports InProgress, then Completed,
+Failed or Stopped, with the request's own fields, as SageMaker does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import threading
-from collections.abc import Callable
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.session
 from botocore.validate import ParamValidator
 from moto.core.exceptions import ServiceException
-from moto.core.responses import ActionResult, EmptyResult
-from moto.sagemaker.responses import SageMakerResponse
 
+from . import cluster
 from .container import ContainerStartFailed, Started, container_env, start_user_code
 from .faults import Faults
 from .instance_rules import volume_key_refusal
+from .s3_data import download, fetch_code, s3_client, split_s3_uri, upload_dir
 
 OPT_ML = "/opt/ml"
+_POLL_SECONDS = 0.05  # how often a running job's processes are checked
 _TERMINAL = {"Completed", "Failed", "Stopped"}
 CAPACITY_ERROR = (
     "CapacityError: Unable to provision requested ML compute capacity. "
@@ -75,6 +78,31 @@ def validate_request(operation: str, params: dict[str, Any]) -> None:
 
 
 @dataclass
+class Host:
+    """One instance of a job: its /opt/ml, its log, its process and how that ended."""
+
+    name: str
+    sandbox: Path
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    exit_code: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def root(self) -> Path:
+        return self.sandbox / "opt_ml"
+
+    @property
+    def log(self) -> Path:
+        return self.sandbox / "job.log"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.name, "exit_code": self.exit_code, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
 class Job:
     kind: str  # "processing" | "training"
     name: str
@@ -89,8 +117,20 @@ class Job:
     ended: dt.datetime | None = None
     sandbox: Path | None = None
     compute_seconds: float = 0.0
-    process: subprocess.Popen[bytes] | None = None
+    hosts: list[Host] = field(default_factory=list)
     stop_requested: bool = False
+
+    @property
+    def instance_count(self) -> int:
+        return cluster.instance_count(self.kind, self.request)
+
+    def log(self, host: str = "algo-1") -> Path:
+        return next(h.log for h in self.hosts if h.name == host)
+
+    def kill(self) -> None:
+        for host in self.hosts:
+            if host.process and host.process.poll() is None:
+                host.process.kill()
 
     def describe(self) -> dict[str, Any]:
         out = {k: v for k, v in self.request.items() if k != "Tags"}
@@ -126,7 +166,8 @@ class Job:
 
 
 class JobService:
-    """The jobs of one local cloud: the store, the runner, and moto's SageMaker responses patched to use them."""
+    """The jobs of one local cloud: the store and the runner (sagemaker_api.py answers moto's SageMaker calls with
+    them)."""
 
     def __init__(self, work_dir: Path, faults: Faults, region: str, account_id: str,
                  python: str = sys.executable, max_parallel: int = 2) -> None:
@@ -166,8 +207,7 @@ class JobService:
     def stop(self, name: str, kind: str) -> None:
         job = self.get(name, kind)
         job.stop_requested = True
-        if job.process and job.process.poll() is None:
-            job.process.kill()
+        job.kill()
 
     @property
     def running(self) -> int:
@@ -175,8 +215,7 @@ class JobService:
 
     def shutdown(self) -> None:
         for job in self.jobs.values():
-            if job.process and job.process.poll() is None:
-                job.process.kill()
+            job.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- running a job ----------------------------------------------------------------------------
@@ -192,38 +231,47 @@ class JobService:
         job.secondary_status = "Downloading"
         sandbox = job.sandbox = self._work_dir / "jobs" / job.name
         shutil.rmtree(sandbox, ignore_errors=True)
-        root = sandbox / "opt_ml"
-        root.mkdir(parents=True)
+        names = cluster.host_names(job.instance_count)
+        job.hosts = [Host(name, sandbox / name) for name in names]
+        hosts_file = cluster.write_hosts_file(
+            _mkdir(sandbox) / "hosts", cluster.loopback_addresses(f"{sandbox}:{job.created.isoformat()}", names))
         fault = self._faults.take(f"job:{job.kind}")
         if fault and fault.kind == "capacity":
             return self._finish(job, "Failed", CAPACITY_ERROR)
         if fault and fault.kind == "algorithm":
             return self._finish(job, "Failed", "AlgorithmError: injected fault: the algorithm exited with an error")
         try:
-            command, env, cwd = (self._prepare_processing(job, root) if job.kind == "processing"
-                                 else self._prepare_training(job, root))
+            for host in job.hosts:
+                host.root.mkdir(parents=True)
+                prepare = self._prepare_processing if job.kind == "processing" else self._prepare_training
+                host.command, host.env, host.cwd = prepare(job, host, names)
+                host.env = cluster.host_threads(len(names)) | host.env | {
+                    "SELFHEAL_HOSTS_FILE": str(hosts_file), "PYTHONPATH": _pythonpath(host.env.get("PYTHONPATH"))}
         except ContainerStartFailed as failed:
             return self._finish(job, "Failed", algorithm_error(failed.failure))
         if fault and fault.kind == "hang":
-            command = [self._python, "-c", "import time; time.sleep(10**6)"]
+            for host in job.hosts:
+                host.command = [self._python, "-c", "import time; time.sleep(10**6)"]
         job.secondary_status = "Training" if job.kind == "training" else "InProgress"
-        exit_code, tail, seconds = self._execute(job, cwd, command, env, self._timeout(job))
-        job.compute_seconds = seconds
+        timed_out = self._execute(job, self._timeout(job))
+        job.compute_seconds = max(host.seconds for host in job.hosts)
         if job.kind == "training":
-            self._sync_checkpoints(job, root, upload=True)
-        if job.stop_requested or exit_code is None:
-            reason = "MaxRuntimeExceeded" if exit_code is None else "Stopped"
+            self._upload_checkpoints(job)
+        if job.stop_requested or timed_out:
+            reason = "MaxRuntimeExceeded" if timed_out else "Stopped"
             job.secondary_status = reason
             return self._finish(job, "Stopped", None if reason == "Stopped" else f"{reason}: the job ran out of time")
-        if exit_code != 0:
-            failure = root / "output" / "failure"
-            return self._finish(job, "Failed", algorithm_error(failure.read_text(errors="replace"))
-                                if failure.exists() else f"AlgorithmError: exit code {exit_code}\n{tail}")
+        failed_host = next((host for host in job.hosts if host.exit_code), None)
+        if failed_host:
+            return self._finish(job, "Failed", host_failure(failed_host))
         job.secondary_status = "Uploading"
-        if job.kind == "processing":
-            self._upload_processing_outputs(job, root)
-        else:
-            self._upload_model(job, root)
+        try:
+            if job.kind == "processing":
+                self._upload_processing_outputs(job)
+            else:
+                self._upload_model(job)
+        except cluster.OutputClash as clash:
+            return self._finish(job, "Failed", f"ClientError: {clash}")
         self._finish(job, "Completed", None)
 
     def _finish(self, job: Job, status: str, failure: str | None) -> None:
@@ -234,32 +282,36 @@ class JobService:
             job.secondary_status = status
         job.status = status
 
-    def _execute(self, job: Job, cwd: Path, command: list[str], env: dict[str, str],
-                 timeout: float) -> tuple[int | None, str, float]:
-        log_path = self._log(job)
-        started = dt.datetime.now(dt.UTC)
-        with open(log_path, "ab") as log:
-            # The job's own entrypoint, as its container would run it: an argv list, no shell.
-            job.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
-                                           env=env, cwd=cwd)
-            try:
-                exit_code: int | None = job.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                job.process.kill()
-                job.process.wait()
-                exit_code = None
-        seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-        return exit_code, tail, seconds
+    def _execute(self, job: Job, timeout: float) -> bool:
+        """Run every host's process at once until all succeed, one fails (the others are then stopped, as
+        SageMaker stops a job whose host failed), or time runs out; True when it ran out."""
+        started = time.monotonic()
+        for host in job.hosts:
+            with open(host.log, "ab") as log:
+                # The job's own entrypoint, as its container would run it: an argv list, no shell.
+                host.process = subprocess.Popen(host.command, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
+                                                env=host.env, cwd=host.cwd)
+        while True:
+            elapsed = time.monotonic() - started
+            for host in job.hosts:
+                if host.exit_code is None and host.process and host.process.poll() is not None:
+                    host.exit_code, host.seconds = host.process.returncode, elapsed
+            if all(host.exit_code is not None for host in job.hosts):
+                return False
+            if any(host.exit_code for host in job.hosts) or elapsed > timeout:
+                job.kill()
+                for host in job.hosts:
+                    if host.process:
+                        host.process.wait()
+                    if host.exit_code is None:  # stopped here: not the host that failed
+                        host.seconds = time.monotonic() - started
+                return elapsed > timeout
+            time.sleep(_POLL_SECONDS)
 
-    @staticmethod
-    def _log(job: Job) -> Path:
-        return job.sandbox / "job.log"  # type: ignore[operator]
-
-    def _base_env(self, root: Path) -> dict[str, str]:
+    def _base_env(self, host: Host) -> dict[str, str]:
         # Jobs reach S3 only through their inputs and outputs, which SageMaker moves for them.
-        return container_env(root.parent / "home", self._region) | {
-            "SELFHEAL_OPT_ML": str(root), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+        return container_env(host.sandbox / "home", self._region) | {
+            "SELFHEAL_OPT_ML": str(host.root), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
     @staticmethod
     def _timeout(job: Job) -> float:
@@ -267,56 +319,68 @@ class JobService:
 
     # processing ----------------------------------------------------------------------------------
 
-    def _prepare_processing(self, job: Job, root: Path) -> tuple[list[str], dict[str, str], Path]:
-        request = job.request
+    def _prepare_processing(self, job: Job, host: Host, hosts: list[str]) -> tuple[list[str], dict[str, str], Path]:
+        request, root = job.request, host.root
         for item in request.get("ProcessingInputs", []):
             s3_input = item.get("S3Input")
             if s3_input is None:
                 raise ValueError(f"input {item['InputName']}: only S3Input is supported locally")
             if s3_input.get("S3InputMode", "File") != "File":
                 raise ValueError(f"input {item['InputName']}: only File mode is supported locally")
-            download(s3_input["S3Uri"], s3_input["S3DataType"], _local(root, s3_input["LocalPath"]))
+            distribution = s3_input.get("S3DataDistributionType", "FullyReplicated")
+            download(s3_input["S3Uri"], s3_input["S3DataType"], _local(root, s3_input["LocalPath"]),
+                     select=lambda items, d=distribution: cluster.shard(items, host.name, hosts, d))
         for output in request.get("ProcessingOutputConfig", {}).get("Outputs", []):
             _local(root, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
-        config_dir = root / "config"
-        config_dir.mkdir(exist_ok=True)
+        config_dir = _mkdir(root / "config")
         (config_dir / "processingjobconfig.json").write_text(json.dumps(request, default=str))
+        (config_dir / "resourceconfig.json").write_text(
+            json.dumps(cluster.processing_resource_config(host.name, hosts)))
         app = request["AppSpecification"]
         command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
         if not command:
             raise ValueError("AppSpecification has no ContainerEntrypoint: the image's own entrypoint "
                              "cannot run locally")
         command = [self._python if part in {"python", "python3"} else _local_arg(root, part) for part in command]
-        env = self._base_env(root) | request.get("Environment", {})
-        return command, env, root.parent
+        env = self._base_env(host) | request.get("Environment", {})
+        return command, env, host.sandbox
 
-    def _upload_processing_outputs(self, job: Job, root: Path) -> None:
+    def _upload_processing_outputs(self, job: Job) -> None:
         for output in job.request.get("ProcessingOutputConfig", {}).get("Outputs", []):
             s3_output = output["S3Output"]
-            upload_dir(_local(root, s3_output["LocalPath"]), s3_output["S3Uri"])
+            upload_dir(self._gathered(job, s3_output["LocalPath"], output["OutputName"]), s3_output["S3Uri"])
+
+    def _gathered(self, job: Job, container_path: str, name: str) -> Path:
+        """One output folder with every host's files (cluster.gather)."""
+        merged = job.sandbox / "gathered" / name  # type: ignore[operator]
+        shutil.rmtree(merged, ignore_errors=True)
+        cluster.gather({host.name: _local(host.root, container_path) for host in job.hosts}, _mkdir(merged))
+        return merged
 
     # training --------------------------------------------------------------------------------------
 
-    def _prepare_training(self, job: Job, root: Path) -> tuple[list[str], dict[str, str], Path]:
-        request = job.request
+    def _prepare_training(self, job: Job, host: Host, hosts: list[str]) -> tuple[list[str], dict[str, str], Path]:
+        request, root = job.request, host.root
         for channel in request.get("InputDataConfig", []):
             source = channel["DataSource"]["S3DataSource"]
-            download(source["S3Uri"], source["S3DataType"], root / "input" / "data" / channel["ChannelName"])
+            distribution = source.get("S3DataDistributionType", "FullyReplicated")
+            download(source["S3Uri"], source["S3DataType"], root / "input" / "data" / channel["ChannelName"],
+                     select=lambda items, d=distribution: cluster.shard(items, host.name, hosts, d))
         for folder in ("model", "output/data", "input/config", "checkpoints"):
             (root / folder).mkdir(parents=True, exist_ok=True)
-        self._sync_checkpoints(job, root, upload=False)
+        self._download_checkpoints(job, host)
         hyperparameters = request.get("HyperParameters", {})
         (root / "input/config/hyperparameters.json").write_text(json.dumps(hyperparameters))
         (root / "input/config/inputdataconfig.json").write_text(
             json.dumps({c["ChannelName"]: {k: v for k, v in c.items() if k != "ChannelName"}
                         for c in request.get("InputDataConfig", [])}))
-        (root / "input/config/resourceconfig.json").write_text(
-            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+        (root / "input/config/resourceconfig.json").write_text(json.dumps(
+            cluster.training_resource_config(host.name, hosts, request["ResourceConfig"]["InstanceType"])))
         # SageMaker names the job in its container (sagemaker-containers _params.TRAINING_JOB_ENV).
-        env = self._base_env(root) | request.get("Environment", {}) | {"TRAINING_JOB_NAME": job.name}
+        env = self._base_env(host) | request.get("Environment", {}) | {"TRAINING_JOB_NAME": job.name}
         submit = _decode_hp(hyperparameters.get("sagemaker_submit_directory", ""))
-        fetched = fetch_code(str(submit), root.parent, isolated=request.get("EnableNetworkIsolation", False))
-        started = start_user_code("training", root, env, self._log(job), fetched)
+        fetched = fetch_code(str(submit), host.sandbox, isolated=request.get("EnableNetworkIsolation", False))
+        started = start_user_code("training", root, env, host.log, fetched)
         return self._user_module(started, env)
 
     def _user_module(self, started: Started, env: dict[str, str]) -> tuple[list[str], dict[str, str], Path]:
@@ -326,83 +390,48 @@ class JobService:
                              "(without it the XGBoost container runs its built-in algorithm)")
         return [self._python, "-m", str(started.module_name), *started.args], env | started.env, started.code_dir
 
-    def _sync_checkpoints(self, job: Job, root: Path, upload: bool) -> None:
+    def _download_checkpoints(self, job: Job, host: Host) -> None:
+        """Every instance starts from the checkpoints in S3 (a first run has none)."""
         config = job.request.get("CheckpointConfig")
-        if not config:
-            return
-        local = _local(root, config.get("LocalPath", f"{OPT_ML}/checkpoints"))
-        if upload:
-            upload_dir(local, config["S3Uri"])
-        else:
-            download(config["S3Uri"], "S3Prefix", local, required=False)  # a first run has no checkpoints
+        if config:
+            download(config["S3Uri"], "S3Prefix", _local(host.root, config.get("LocalPath", f"{OPT_ML}/checkpoints")),
+                     required=False)
 
-    def _upload_model(self, job: Job, root: Path) -> None:
+    def _upload_checkpoints(self, job: Job) -> None:
+        """What every host left in its checkpoint folder, gathered (cluster.gather), as SageMaker syncs it to S3."""
+        config = job.request.get("CheckpointConfig")
+        if config:
+            upload_dir(self._gathered(job, config.get("LocalPath", f"{OPT_ML}/checkpoints"), "checkpoints"),
+                       config["S3Uri"])
+
+    def _upload_model(self, job: Job) -> None:
+        """model.tar.gz of every host's /opt/ml/model, aggregated (cluster.gather)."""
+        model = self._gathered(job, f"{OPT_ML}/model", "model")
         bucket, key = split_s3_uri(job.model_artifacts)
         archive = job.sandbox / "model.tar.gz"  # type: ignore[operator]
         with tarfile.open(archive, "w:gz") as tar:
-            for path in sorted((root / "model").rglob("*")):
-                tar.add(path, arcname=str(path.relative_to(root / "model")), recursive=False)
-        _s3().upload_file(str(archive), bucket, key)
+            for path in sorted(model.rglob("*")):
+                tar.add(path, arcname=str(path.relative_to(model)), recursive=False)
+        s3_client().upload_file(str(archive), bucket, key)
 
 
-# -- S3 and the container's paths ------------------------------------------------------------------
-
-def _s3() -> Any:
-    return boto3.client("s3")
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an S3 URI: {uri}")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
+def host_failure(host: Host) -> str:
+    """FailureReason for a host whose process failed: its failure file, else its exit code and log's tail."""
+    failure = host.root / "output" / "failure"
+    if failure.exists():
+        return algorithm_error(failure.read_text(errors="replace"))
+    tail = "\n".join(host.log.read_text(errors="replace").splitlines()[-15:])
+    return f"AlgorithmError: exit code {host.exit_code}\n{tail}"
 
 
-def download(uri: str, data_type: str, target: Path, required: bool = True) -> None:
-    """Lay out S3 data as SageMaker does for File mode: S3Prefix keeps paths below the prefix."""
-    target.mkdir(parents=True, exist_ok=True)
-    bucket, prefix = split_s3_uri(uri)
-    if data_type == "ManifestFile":
-        manifest = json.loads(_s3().get_object(Bucket=bucket, Key=prefix)["Body"].read())
-        base_bucket, base_prefix = split_s3_uri(manifest[0]["prefix"])
-        for relative in manifest[1:]:
-            _fetch(base_bucket, base_prefix + relative, target / relative)
-        return
-    if data_type != "S3Prefix":
-        raise ValueError(f"S3DataType {data_type} is not supported locally")
-    found = False
-    for page in _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix):].lstrip("/") or Path(item["Key"]).name
-            _fetch(bucket, item["Key"], target / relative)
-            found = True
-    if required and not found:
-        raise ValueError(f"ClientError: No S3 objects found under S3 URL \"{uri}\"")
+def _pythonpath(existing: str | None) -> str:
+    """The job's PYTHONPATH with the hosts' names resolvable (hostnames/sitecustomize.py)."""
+    return os.pathsep.join([str(cluster.HOSTNAMES_DIR), *([existing] if existing else [])])
 
 
-def _fetch(bucket: str, key: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _s3().download_file(bucket, key, str(path))
-
-
-def fetch_code(location: str, sandbox: Path, isolated: bool) -> Path | None:
-    """An s3:// code location, fetched as a container with network access and its role's credentials would;
-    under network isolation the container has neither: None, and the toolkit's own attempt fails as it would."""
-    if isolated or not location.startswith("s3://"):
-        return None
-    bucket, key = split_s3_uri(location)
-    archive = sandbox / "fetched-code" / Path(key).name
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    _s3().download_file(bucket, key, str(archive))
-    return archive
-
-
-def upload_dir(local: Path, uri: str) -> None:
-    bucket, prefix = split_s3_uri(uri)
-    for path in sorted(local.rglob("*")):
-        if path.is_file():
-            key = f"{prefix.rstrip('/')}/{path.relative_to(local).as_posix()}"
-            _s3().upload_file(str(path), bucket, key)
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def algorithm_error(failure: str) -> str:
@@ -438,43 +467,3 @@ def api_fault(kind: str, operation: str) -> ServiceException:
     if kind == "limit":
         return ResourceLimitExceeded(f"The account-level service limit for {operation} was exceeded.")
     raise ValueError(f"unknown API fault kind {kind}")
-
-
-# -- moto's SageMaker responses, answered by the job service ------------------------------------------
-
-def patch_moto_sagemaker(service: JobService) -> Callable[[], None]:
-    """Point moto's SageMaker job operations at the service; returns the undo."""
-
-    def create(kind: str) -> Callable[[SageMakerResponse], ActionResult]:
-        def handler(self: SageMakerResponse) -> ActionResult:
-            job = service.create(kind, json.loads(self.body))
-            return ActionResult({f"{kind.capitalize()}JobArn": job.arn})
-        return handler
-
-    def describe(kind: str) -> Callable[[SageMakerResponse], ActionResult]:
-        def handler(self: SageMakerResponse) -> ActionResult:
-            name = self._get_param(f"{kind.capitalize()}JobName")
-            return ActionResult(service.get(name, kind).describe())
-        return handler
-
-    def stop(kind: str) -> Callable[[SageMakerResponse], EmptyResult]:
-        def handler(self: SageMakerResponse) -> EmptyResult:
-            service.stop(self._get_param(f"{kind.capitalize()}JobName"), kind)
-            return EmptyResult()
-        return handler
-
-    patches = {f"{verb}_{kind}_job": factory(kind)
-               for kind in ("processing", "training")
-               for verb, factory in (("create", create), ("describe", describe), ("stop", stop))}
-    originals = {name: SageMakerResponse.__dict__.get(name) for name in patches}
-    for name, handler in patches.items():
-        setattr(SageMakerResponse, name, handler)
-
-    def undo() -> None:
-        for name, handler in originals.items():
-            if handler is None:  # an operation moto lacks (StopTrainingJob)
-                delattr(SageMakerResponse, name)
-            else:
-                setattr(SageMakerResponse, name, handler)
-
-    return undo
