@@ -35,6 +35,7 @@ from selfheal_shared.config import load_config
 from selfheal_shared.errors import ConfigError
 
 from . import backtest_figures as figures
+from .backtest_html import write_backtest_html
 from .html_report import write_html
 from .localcloud import LocalCloud
 from .localcloud.cloud import REPO_ROOT, IdleTimeout
@@ -116,9 +117,7 @@ def run_backtest(scenario: Scenario, out: Path, policies: list[str], echo: Print
                                                  "steps": len(scenario.steps)},
                 "prices": {"source": prices.source, "taken": prices.taken, "file": str(figures.PRICES.name)}}
     (out / "backtest.json").write_text(json.dumps(document, indent=2, default=str))
-    from .backtest_html import write_backtest_html
-
-    write_backtest_html(document, scenario, out / "backtest.html")
+    write_backtest_html(document, out / "backtest.html")
     return document
 
 

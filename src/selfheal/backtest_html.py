@@ -10,38 +10,38 @@ from typing import Any
 
 from .html_report import _Axis, _finite
 from .page import render_page
-from .scenario import Scenario
 
 POLICY_COLOURS = {"configured": "#0073bb", "never": "#d13212", "always": "#1d8102"}
 W, H, LEFT, RIGHT, TOP, BOTTOM = 760.0, 260.0, 56.0, 150.0, 16.0, 40.0
 
 
-def write_backtest_html(document: dict[str, Any], scenario: Scenario, out_path: Path) -> Path:
-    out_path.write_text(render_backtest(document, scenario), encoding="utf-8")
+def write_backtest_html(document: dict[str, Any], out_path: Path) -> Path:
+    out_path.write_text(render_backtest(document), encoding="utf-8")
     return out_path
 
 
-def render_backtest(document: dict[str, Any], scenario: Scenario) -> str:
+def render_backtest(document: dict[str, Any]) -> str:
     policies = document.get("policies") or {}
     return render_page("backtest.html.j2", "backtest.js", "report.css", document=document, policies=policies,
                        colours={name: POLICY_COLOURS.get(name, "#545b64") for name in policies},
-                       chart=metric_chart(policies), costs=cost_bars(policies)) + "\n"
+                       chart=metric_chart(policies, document.get("history") or {}),
+                       costs=cost_bars(policies)) + "\n"
 
 
 def _time(text: str | None) -> float | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
 
 
-def metric_chart(policies: dict[str, Any]) -> dict[str, Any]:
-    """The realized metric of each policy's serving model per labelled batch over simulated time, the threshold,
-    and a mark at each training run the policy started."""
+def metric_chart(policies: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
+    """The realized metric of each policy's serving model per labelled batch over the history's simulated time,
+    the threshold, and a mark at each training run the policy started after its first."""
     points = {name: [(_time(p.get("at")), _finite(p.get("metric"))) for p in result.get("timeline") or []]
               for name, result in policies.items()}
     runs = {name: [_time(r.get("started_at")) for r in (result.get("runs") or [])[1:]]
             for name, result in policies.items()}
     threshold = next((_finite(r.get("threshold")) for r in policies.values() if r.get("threshold") is not None), None)
-    times = [t for series in points.values() for t, _ in series if t is not None] + \
-            [t for marks in runs.values() for t in marks if t is not None]
+    times = [t for t in (_time(history.get("start")), _time(history.get("end"))) if t is not None] + \
+            [t for series in points.values() for t, _ in series if t is not None]
     low, high = (min(times), max(times)) if times else (0.0, 1.0)
     span = (high - low) or 1.0
     y = _Axis([v for series in points.values() for _, v in series] + [threshold], H, TOP, BOTTOM)
@@ -61,5 +61,5 @@ def metric_chart(policies: dict[str, Any]) -> dict[str, Any]:
 def cost_bars(policies: dict[str, Any]) -> list[dict[str, Any]]:
     top = max((_finite(r.get("cost_usd")) or 0.0 for r in policies.values()), default=0.0) or 1.0
     return [{"policy": name, "cost": _finite(r.get("cost_usd")) or 0.0,
-             "w": (_finite(r.get("cost_usd")) or 0.0) / top * 420, "breakdown": r.get("cost_breakdown_usd") or {},
+             "w": (_finite(r.get("cost_usd")) or 0.0) / top * 360, "breakdown": r.get("cost_breakdown_usd") or {},
              "compute": r.get("compute_seconds"), "retrains": r.get("retrains")} for name, r in policies.items()]
