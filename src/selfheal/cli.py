@@ -16,7 +16,7 @@ from typing import Any
 
 from . import deploy
 from .console import library_logs_to
-from .outdir import OutFolderError, prepare_out
+from .outdir import WRITTEN, OutFolderError, prepare_out
 
 ROOT = Path(__file__).resolve().parents[2]
 STATEMACHINES = ROOT / "statemachines"
@@ -103,7 +103,7 @@ def _local_run(scenario_path: Path, out: Path) -> int:
 
 
 def _backtest(scenario_path: Path, out: Path, policies_text: str) -> int:
-    from .backtest import BacktestError, check, parse_policies, run_backtest
+    from .backtest import POLICIES, BacktestError, check, parse_policies, run_backtest
     from .backtest_figures import Prices
     from .scenario import ScenarioError, load_scenario
 
@@ -114,7 +114,7 @@ def _backtest(scenario_path: Path, out: Path, policies_text: str) -> int:
     except (ScenarioError, BacktestError) as error:
         print(f"selfheal: invalid backtest: {error}", file=sys.stderr)
         return BAD_INPUT
-    out = _out_folder(out)
+    out = _out_folder(out, WRITTEN + ("backtest.json", "backtest.html", *POLICIES))
     with _library_logs(out):
         document = run_backtest(scenario, out, policies)
     print()
@@ -184,9 +184,9 @@ def _local_invoke(function: str, event_path: Path, out: Path) -> int:
     return OK
 
 
-def _out_folder(out: Path) -> Path:
+def _out_folder(out: Path, written: tuple[str, ...] = WRITTEN) -> Path:
     try:
-        return prepare_out(out)
+        return prepare_out(out, written)
     except OSError as error:
         raise OutFolderError(f"--out {out}: {error.strerror or error}") from None
 
