@@ -12,7 +12,7 @@ from .html_report import _Axis, _finite
 from .page import render_page
 
 POLICY_COLOURS = {"configured": "#0073bb", "never": "#d13212", "always": "#1d8102"}
-W, H, LEFT, RIGHT, TOP, BOTTOM = 760.0, 260.0, 56.0, 150.0, 16.0, 40.0
+W, H, LEFT, RIGHT, TOP, BOTTOM = 760.0, 270.0, 56.0, 150.0, 16.0, 46.0
 
 
 def write_backtest_html(document: dict[str, Any], out_path: Path) -> Path:
