@@ -17,7 +17,7 @@ OUT ?= out
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup demo test lint bench reliability deploy iam-grants clean
+.PHONY: setup demo backtest test lint bench reliability deploy iam-grants clean
 
 ## setup: .venv with the project, the local cloud and the test tools; the SAM CLI, checkov, the
 ## sagemaker SDK and the containers' toolkit each in an environment of its own (each pins versions the others
@@ -67,6 +67,13 @@ chromium:
 ## demo: the whole self-healing loop on generated data, on the local cloud
 demo: setup
 	$(VENV)/bin/selfheal demo --out $(OUT)/demo
+
+## backtest: a generated 26-week history with gradual concept drift, replayed under the configured, never and
+## always retraining policies (WEEKS=n for a shorter one; NO_DRIFT=1 for a history without drift)
+backtest: setup
+	$(VENV)/bin/python -m selfheal.backtest_example $(OUT)/backtest-history --weeks $(or $(WEEKS),26) \
+		$(if $(NO_DRIFT),--no-drift)
+	$(VENV)/bin/selfheal backtest $(OUT)/backtest-history/history.yaml --out $(OUT)/backtest
 
 ## test: every test (unit, state machine paths, template, end to end on the local cloud), one worker per core
 test: setup

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import deploy
 from .console import library_logs_to
-from .outdir import OutFolderError, prepare_out
+from .outdir import WRITTEN, OutFolderError, prepare_out
 
 ROOT = Path(__file__).resolve().parents[2]
 STATEMACHINES = ROOT / "statemachines"
@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for data, report.json and logs")
     demo.add_argument("--rows", type=int, default=3000, help="rows in the first dataset (at least 1000)")
     demo.add_argument("--seed", type=int, default=42)
+    backtest = commands.add_parser(
+        "backtest", help="replay a scenario's history (steps with `at`) under retraining policies; "
+                         "write DIR/backtest.json and DIR/backtest.html")
+    backtest.add_argument("scenario", type=Path)
+    backtest.add_argument("--out", type=Path, required=True, help="folder for backtest.json, backtest.html and "
+                                                                   "each policy's report and logs")
+    backtest.add_argument("--policies", default="configured,never,always",
+                          help="comma-separated, of configured, never, always (default: all three)")
     graph = commands.add_parser("graph", help="draw each state machine (SVG and Mermaid) from statemachines/")
     graph.add_argument("--out", type=Path, default=Path("docs/statemachines"))
     deploy.add_arguments(commands.add_parser("deploy", help="build and deploy to AWS with the job code it runs",
@@ -65,6 +73,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _local_run(args.scenario, args.out)
     if args.command == "local" and args.local_command == "invoke":
         return _local_invoke(args.function, args.event, args.out)
+    if args.command == "backtest":
+        return _backtest(args.scenario, args.out, args.policies)
     if args.command == "demo":
         return _demo(args.out, args.rows, args.seed)
     if args.command == "graph":
@@ -90,6 +100,41 @@ def _local_run(scenario_path: Path, out: Path) -> int:
     with _library_logs(out):
         report = run_scenario(scenario, out)
     return _verdict(report, out)
+
+
+def _backtest(scenario_path: Path, out: Path, policies_text: str) -> int:
+    from .backtest import POLICIES, BacktestError, check, parse_policies, run_backtest
+    from .backtest_figures import Prices
+    from .scenario import ScenarioError, load_scenario
+
+    try:
+        policies = parse_policies(policies_text)
+        scenario = load_scenario(scenario_path.resolve())
+        check(scenario, policies, Prices.load())
+    except (ScenarioError, BacktestError) as error:
+        print(f"selfheal: invalid backtest: {error}", file=sys.stderr)
+        return BAD_INPUT
+    out = _out_folder(out, WRITTEN + ("backtest.json", "backtest.html", *POLICIES))
+    with _library_logs(out):
+        document = run_backtest(scenario, out, policies)
+    print()
+    failed = False
+    for name, result in document["policies"].items():
+        print(describe_policy(name, result))
+        for line in result["problems"]:
+            failed = True
+            print(f"  - problem: {line}")
+    print(f"\nbacktest: {out / 'backtest.json'} and {out / 'backtest.html'}; each policy's report.json and logs "
+          f"in {out}/<policy>/")
+    return FAILED if failed else OK
+
+
+def describe_policy(name: str, result: dict[str, Any]) -> str:
+    """One line a person can act on: what the policy cost, and what it earned."""
+    mean = result["mean_metric"]
+    metric = f"mean {result['metric']} {mean:.3f}" if mean is not None else "no labelled batch scored"
+    return (f"{name:10} {result['retrains']} retrain(s), {metric}, {result['hours_below_threshold']:.0f} h below "
+            f"{result['threshold']:g}, {result['compute_seconds']:.0f} s compute, ~${result['cost_usd']:.2f}")
 
 
 def _demo(out: Path, rows: int, seed: int) -> int:
@@ -139,9 +184,9 @@ def _local_invoke(function: str, event_path: Path, out: Path) -> int:
     return OK
 
 
-def _out_folder(out: Path) -> Path:
+def _out_folder(out: Path, written: tuple[str, ...] = WRITTEN) -> Path:
     try:
-        return prepare_out(out)
+        return prepare_out(out, written)
     except OSError as error:
         raise OutFolderError(f"--out {out}: {error.strerror or error}") from None
 

@@ -18,8 +18,9 @@ class OutFolderError(ValueError):
     """The --out path cannot be used; the message says why and what to do."""
 
 
-def prepare_out(path: Path) -> Path:
-    """The absolute folder, ready for a new run: created, or cleared of a previous run's output."""
+def prepare_out(path: Path, written: tuple[str, ...] = WRITTEN) -> Path:
+    """The absolute folder, ready for a new run: created, or cleared of a previous run's output (`written`:
+    what the command writes there)."""
     out = path.expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise OutFolderError(f"--out {out} is a file, not a folder")
@@ -27,12 +28,12 @@ def prepare_out(path: Path) -> Path:
         raise OutFolderError(f"--out {out} is not empty and was not written by selfheal: "
                              "choose a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
-    for name in WRITTEN:
+    for name in written:
         target = out / name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
     (out / MARKER).write_text("written by selfheal: running again into this folder replaces "
-                              f"{', '.join(WRITTEN)}\n", encoding="utf-8")
+                              f"{', '.join(written)}\n", encoding="utf-8")
     return out

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from botocore.exceptions import ClientError
 
@@ -43,6 +42,7 @@ from .localcloud import LocalCloud
 from .localcloud.faults import describe
 from .localcloud.lambdas import FunctionError
 from .report import build_report, endpoint_name, executions, ledger_items
+from .simclock import SimulatedClock, simulated_time
 
 MB = 1024 * 1024
 IDLE_TIMEOUT = 600  # seconds: a bound on every wait, far above what any step takes here
@@ -893,9 +893,10 @@ def storm(cloud: LocalCloud, folder: Path, hours: int, tick_minutes: int) -> Sto
     labelled = write_csv(folder, "labelled_traffic.csv", 400, seed=12, shift=1.0)  # what a retrain trains on
     s3.upload_file(str(labelled), cloud.bucket, f"{quality}/labelled/labelled_traffic.csv")
     ticks = []
-    with injected(cloud, (Injection("job:processing", "algorithm", None),)), violation_clock(cloud) as clock:
+    failing_runs = (Injection("job:processing", "algorithm", None),)
+    with injected(cloud, failing_runs), simulated_time(cloud, SimulatedClock(STORM_START)) as clock:
         for n in range(hours * 60 // tick_minutes):
-            clock.now = STORM_START + timedelta(minutes=n * tick_minutes)
+            clock.advance_to(STORM_START + timedelta(minutes=n * tick_minutes))
             decision = cloud.invoke("ViolationFunction", {"model": STORM_MODEL, "execution": f"monitor-storm-{n:06d}",
                                                           "window": _storm_window(cloud, clock.now, tick_minutes)})
             ticks.append(Tick(clock.now, decision["action"], decision["suppressed"]))
@@ -923,27 +924,6 @@ def _storm_window(cloud: LocalCloud, now: datetime, tick_minutes: int) -> dict[s
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class SimulatedClock:
-    now: datetime = STORM_START
-
-
-@contextlib.contextmanager
-def violation_clock(cloud: LocalCloud) -> Iterator[SimulatedClock]:
-    """ViolationFunction reads the time once per decision (`datetime.now` in its drift_policy module): for the
-    block, that reads the clock the caller sets. Nothing else in the cloud sees it."""
-    clock = SimulatedClock()
-    policy = sys.modules[cloud.router.module("ViolationFunction").judge.__module__]
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Clock:  # type: ignore[override]
-            return cls.fromtimestamp(clock.now.timestamp(), tz)
-
-    with mock.patch.object(policy, "datetime", Clock):
-        yield clock
 
 
 # -- a fault in one function, and what exists afterwards ------------------------------------------------------

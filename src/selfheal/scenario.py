@@ -8,19 +8,28 @@ steps:
   - traffic: {model: churn, file: data/requests.csv}   # an inference_id column is sent as the InferenceId
   - monitor: {model: churn}
   - labels: {model: churn, file: data/labels.csv}      # inference_id and the target: ground truth arrives
+  - traffic: {model: churn, file: data/more.csv, at: 1w 2d}  # optional `at`: when the step happens (backtest)
 faults:                      # optional: failures the local cloud injects, as AWS reports them
   - {target: "job:training", kind: capacity, times: 1}
 ```
 Paths are relative to the scenario file. A scenario that does not fit is refused with a message that
 names the place, before anything runs: model names by the rule IngestFunction applies to
 incoming/<model>/, faults by the local cloud's own catalogue.
+
+Every step may say when it happens (`at`, read by `selfheal backtest`'s simulated clock; `local run`
+runs steps one after another as before): an ISO-8601 time (UTC unless it names a zone), or an offset
+from the first step's time such as `7d`, `2w 3h` or `90m` (units w, d, h, m, s). The first step's time is
+its ISO `at`, else HISTORY_START; a step without `at` happens when the step before it did. Times never
+go backwards.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,11 @@ STEP_FIELDS = {
     "approve": {"model"},
     "labels": {"model", "file"},
 }
+OPTIONAL_FIELDS = {"at"}  # every kind
+HISTORY_START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: the first step's time when it names none
+_OFFSET = re.compile(r"\s*(?:(\d+)\s*([wdhms])\s*)+")
+_OFFSET_PART = re.compile(r"(\d+)\s*([wdhms])")
+_UNIT = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 INFERENCE_ID = "inference_id"  # a traffic or labels file's column naming each request (InvokeEndpoint's InferenceId)
 
 
@@ -49,6 +63,7 @@ class Step:
     kind: str
     model: str
     file: Path | None = None
+    at: datetime = HISTORY_START  # when the step happens in simulated time (`at`, resolved)
 
     def describe(self) -> str:
         return f"{self.kind} {self.model}" + (f" {self.file.name}" if self.file else "")
@@ -73,6 +88,7 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(f"{path}: unknown top-level field(s): {', '.join(sorted(unknown))}")
     models = _models(path, data.get("models"))
     steps = [_step(path, index, raw, models) for index, raw in enumerate(_list(path, data, "steps"), start=1)]
+    _place_in_time(path, steps, [raw[next(iter(raw))].get("at") for raw in data["steps"]])
     faults = data.get("faults") or []
     if not isinstance(faults, list):
         raise ScenarioError(f"{path}: faults: a list of {{target, kind, times?}} mappings")
@@ -148,7 +164,7 @@ def _step(path: Path, index: int, raw: Any, models: dict[str, Any]) -> Step:
         raise ScenarioError(f"{where}: unknown step kind '{kind}' (known: {', '.join(sorted(STEP_FIELDS))})")
     if not isinstance(fields, dict):
         raise ScenarioError(f"{where}: {kind} takes a mapping of {sorted(STEP_FIELDS[kind])}")
-    missing, extra = STEP_FIELDS[kind] - set(fields), set(fields) - STEP_FIELDS[kind]
+    missing, extra = STEP_FIELDS[kind] - set(fields), set(fields) - STEP_FIELDS[kind] - OPTIONAL_FIELDS
     if missing or extra:
         raise ScenarioError(f"{where}: {kind} " + "; ".join(
             part for part in (missing and f"missing {sorted(missing)}", extra and f"unknown {sorted(extra)}") if part))
@@ -163,6 +179,39 @@ def _step(path: Path, index: int, raw: Any, models: dict[str, Any]) -> Step:
     if kind == "labels":
         _check_label_columns(where, file, str(models[model].get("target", "")))
     return Step(kind, model, file)
+
+
+def _place_in_time(path: Path, steps: list[Step], ats: list[Any]) -> None:
+    """Resolve each step's `at`: ISO times as written, offsets from the first step's time."""
+    origin = previous = None
+    for index, (step, raw) in enumerate(zip(steps, ats, strict=True), start=1):
+        where = f"{path}: steps[{index}].at"
+        if raw is None:
+            step.at = previous or HISTORY_START
+        else:
+            moment = parse_at(where, raw, origin or HISTORY_START)
+            if previous is not None and moment < previous:
+                raise ScenarioError(f"{where}: {moment.isoformat()} is before the step before it "
+                                    f"({previous.isoformat()}): steps happen in order")
+            step.at = moment
+        origin = origin or step.at
+        previous = step.at
+
+
+def parse_at(where: str, raw: Any, origin: datetime) -> datetime:
+    """An ISO-8601 time (UTC unless it names a zone) or an offset from `origin` ("7d", "2w 3h", "90m")."""
+    if isinstance(raw, datetime):  # YAML reads an unquoted ISO time itself
+        return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
+    text = str(raw).strip()
+    if _OFFSET.fullmatch(text):
+        parts = [(int(number), unit) for number, unit in _OFFSET_PART.findall(text)]
+        return origin + sum((timedelta(**{_UNIT[unit]: number}) for number, unit in parts), timedelta())
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ScenarioError(f"{where}: {text!r} is neither an ISO-8601 time (e.g. 2026-01-05T09:00:00Z) nor an "
+                            "offset from the first step (e.g. 7d, 2w 3h, 90m; units w, d, h, m, s)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _check_label_columns(where: str, file: Path | None, target: str) -> None:

@@ -236,6 +236,7 @@ def test_a_gzip_csv_is_accepted_as_its_csv_and_kept_compressed(cloud, ingest):
     assert gzip.decompress(cloud.s3.get_object(Bucket=BUCKET, Key=copy_key)["Body"].read()) == text
 
 
+# mtime=0: the bytes (and so the test ids) must not depend on the second each xdist worker collects them in
 @pytest.mark.parametrize(("case", "body", "check"), [
     ("formula inside", gzip.compress(rows_with(b"1,2,=cmd,yes"), mtime=0), "formula"),
     ("binary inside", gzip.compress(bytes(range(256)) * 4, mtime=0), "encoding"),

@@ -93,7 +93,11 @@ class LocalCloud:
         self.router = FunctionRouter(self.work_dir / "logs", self.faults, acting_as=self.audit.acting_as)
         self.jobs = JobService(self.work_dir, self.faults, REGION, ACCOUNT_ID)
         self.clock = Clock(time_scale)
-        self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, self.clock)
+        # Calendar time where this machine stamps what AWS would (capture records, ground-truth hours);
+        # a backtest replaces it with its simulated clock (simclock.py).
+        self.calendar: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.hosting = HostingService(self.work_dir, self.faults, REGION, ACCOUNT_ID, self.clock,
+                                      now=lambda: self.calendar())
         self.delivered: list[Delivery] = []  # in order
         self.lambda_async = AsyncInvoker(self.router, self.client, time_scale, acting_as=self.audit.acting_as)
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
@@ -223,7 +227,7 @@ class LocalCloud:
     def put_ground_truth(self, model: str, records: list[dict[str, Any]]) -> str:
         """Labels arriving, as a labelling process writes them: ground-truth/<model>/yyyy/mm/dd/hh/<file>.jsonl
         (SageMaker's layout: the hour they arrived); returns the key."""
-        key = f"ground-truth/{model}/{datetime.now(UTC):%Y/%m/%d/%H}/{uuid.uuid4().hex}.jsonl"
+        key = f"ground-truth/{model}/{self.calendar():%Y/%m/%d/%H}/{uuid.uuid4().hex}.jsonl"
         body = "".join(json.dumps(record) + "\n" for record in records).encode()
         self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
         return key

@@ -103,7 +103,8 @@ class Endpoint:
 
 
 class HostingService:
-    def __init__(self, work_dir: Path, faults: Faults, region: str, account_id: str, clock: Clock) -> None:
+    def __init__(self, work_dir: Path, faults: Faults, region: str, account_id: str, clock: Clock,
+                 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.models: dict[str, dict[str, Any]] = {}
         self.configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -112,6 +113,7 @@ class HostingService:
         self._region = region
         self._account = account_id
         self._clock = clock
+        self._now = now  # the calendar time a capture record is stamped with (a backtest simulates it)
         self._lock = threading.RLock()
         self._capture: dict[str, list[str]] = {}
         self._threads: list[threading.Thread] = []
@@ -421,7 +423,7 @@ class HostingService:
             return
         if (endpoint.requests % 100) >= capture["InitialSamplingPercentage"]:
             return
-        now = dt.datetime.now(dt.UTC)
+        now = self._now()
         metadata = {"eventId": str(uuid.uuid4()), **({"inferenceId": inference_id} if inference_id else {}),
                     "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
         record = {"captureData": {"endpointInput": _captured(body, content_type, "INPUT"),
