@@ -45,6 +45,9 @@ from .scenario import INFERENCE_ID, Scenario, Step
 from .simclock import SimulatedClock, simulated_time
 
 POLICIES = ("configured", "never", "always")
+# A zero-length first window (the schedule fired at the deployment's very instant) would fail the drift job's
+# --start-time < --end-time check: on AWS time passes between the two; Scheduler fires within the minute.
+SCHEDULER_PRECISION = timedelta(minutes=1)
 NEVER_AGAIN_ROWS = 10**12  # trigger.min_new_rows's maximum: no history reaches it
 _RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 _RATE_UNIT = {"minute": "minutes", "hour": "hours", "day": "days"}
@@ -224,8 +227,9 @@ class Replay:
     def fire_schedules(self, cloud: LocalCloud, clock: SimulatedClock, until: datetime, seen: Seen,
                        inclusive: bool) -> bool:
         """Start MonitorPipeline at each time the model's schedule comes due before `until` (at it, too, when
-        `inclusive`), as EventBridge Scheduler would: a rate schedule fires one interval after it was created,
-        then every interval."""
+        `inclusive`), as EventBridge Scheduler would: a rate schedule without a StartDate (RecordDeployment sets
+        none) invokes its target at once, then every interval (Scheduler User Guide, "Schedule types",
+        rate-based schedules), each within the minute (its 60-second precision): here a minute after."""
         while (due := self.next_due(cloud, clock)) is not None:
             model, at, name, group = due
             if at > until or (at == until and not inclusive):
@@ -245,8 +249,8 @@ class Replay:
             model = self.model_of(cloud, schedule["Name"])
             if model is None:
                 continue
-            if model not in self.next_fire:
-                self.next_fire[model] = clock.now + self.interval(cloud, schedule["Name"], schedule["GroupName"])
+            if model not in self.next_fire:  # first seen after the step that created it: due at once
+                self.next_fire[model] = clock.now + SCHEDULER_PRECISION
             found.append((model, self.next_fire[model], schedule["Name"], schedule["GroupName"]))
         return min(found, key=lambda item: item[1]) if found else None
 

@@ -28,9 +28,10 @@ def test_never_stays_degraded_under_concept_drift_while_configured_retrains_on_i
     configured, never = document["policies"]["configured"], document["policies"]["never"]
     assert configured["problems"] == [] and never["problems"] == []
 
-    # And the monitor ran on the schedule the DeployPipeline created, in simulated time: a week after the first
-    # deployment, then a week later, where configured retrained on the labels that confirmed the drop
-    assert [d["at"][:16] for d in configured["decisions"]] == ["2026-01-12T00:00", "2026-01-19T00:00"]
+    # And the monitor ran on the schedule the DeployPipeline created, in simulated time: at once (a rate schedule
+    # without a StartDate), then weekly; a week later configured retrained on the labels that confirmed the drop
+    assert [d["at"][:16] for d in configured["decisions"]] == ["2026-01-05T00:01", "2026-01-12T00:01",
+                                                               "2026-01-19T00:01"]
     assert configured["decisions"][-1]["action"] == "retrain"
     assert configured["retrains"] == 1
     assert [r["at"][:10] for r in configured["rollouts"]] == ["2026-01-05", "2026-01-19"]
