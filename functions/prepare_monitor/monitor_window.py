@@ -60,6 +60,9 @@ def prepare_monitor(request: MonitorRequest, now: datetime | None = None) -> dic
             "cluster": job_resources(config.training.processing_instance_type, settings.kms_key_arn,
                                      config.monitor.instance_count),
             "quality_cluster": job_resources(config.training.processing_instance_type, settings.kms_key_arn)}
+    if start >= end:  # the last window (or the deployment) ends now: the drift job refuses an empty window
+        return no_data(end, f"an empty window: nothing since {iso(start)} to analyse", endpoint, start,
+                       quality, **(jobs if quality.has_data else {}))
     if not files:
         return no_data(end, f"no captured traffic between {iso(start)} and {iso(end)}", endpoint, start,
                        quality, **(jobs if quality.has_data else {}))

@@ -189,6 +189,19 @@ def test_no_traffic_in_the_window(prepare, serving_cloud):
     assert window["start"] == ledger.timestamp(now - timedelta(hours=1)) and window["files"] == 0
 
 
+def test_a_window_that_would_be_empty_is_no_data_not_a_failed_job(prepare, serving_cloud):
+    # Given the last analysed window ending now or later (a schedule firing as the previous run ended)
+    now = datetime.now(UTC)
+    given_serving(serving_cloud, now - timedelta(hours=1))
+    later = ledger.timestamp(now + timedelta(minutes=5))
+    ledger.put_monitor(MODEL, at=later, execution="earlier", status="Completed", window_end=later)
+    given_capture(serving_cloud, now)
+    # Then nothing is handed to the drift job, whose --start-time must be before --end-time
+    window = prepare("scheduled.json")
+    assert window["has_data"] is False and window["reason"].startswith("an empty window: nothing since ")
+    assert window["start"] == window["end"]
+
+
 def test_the_window_is_at_most_a_week(prepare, serving_cloud):
     now = datetime.now(UTC)
     given_serving(serving_cloud, now - timedelta(days=30))
