@@ -24,9 +24,11 @@ from selfheal.deploy import read_environment
 ROOT = Path(__file__).resolve().parents[2]
 SELFHEAL = ROOT / ".venv" / "bin" / "selfheal"
 ENVIRONMENTS = (".venv", ".venv-sam", ".venv-checkov", ".venv-deploy")
-# The user's shell: no virtualenv of ours active, nothing of pytest's.
+# The user's shell: no virtualenv of ours active, nothing of pytest's, and no make around it (under `make test`,
+# MAKELEVEL would make the README's make print "make[1]: Leaving directory" as its last line).
 USER_ENV = {key: value for key, value in os.environ.items()
-            if not key.startswith(("PYTEST", "VIRTUAL_ENV", "AWS_", "POWERTOOLS_")) and key != "PYTHONPATH"}
+            if not key.startswith(("PYTEST", "VIRTUAL_ENV", "AWS_", "POWERTOOLS_"))
+            and key not in {"PYTHONPATH", "MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"}}
 
 
 def run(command: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
