@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,15 @@ LOCAL_CLOUD_FIXTURES = {"hosting", "jobs", "serve", "run_job", "module_hosting",
 LOCAL_CLOUD_WORDS = ("LocalCloud(", 'main(["local"', 'main(["demo"', "selfheal.localcloud")
 
 
+@cache
+def _source(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
 def tier(item: pytest.Item) -> str:
     """The tier a test belongs to, from where it lives and what it uses."""
     path = Path(str(item.fspath))
-    source = path.read_text(encoding="utf-8")
+    source = _source(path)  # once per module, not once per test
     fixtures = set(getattr(item, "fixturenames", ()))
     if (path.parent.name in LOCAL_CLOUD_FOLDERS or fixtures & LOCAL_CLOUD_FIXTURES
             or any(word in source for word in LOCAL_CLOUD_WORDS)):

@@ -8,6 +8,7 @@ resolved against those names. SAM resources keep their SAM shape; the local clou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +164,11 @@ class Template:
 
     def resolve(self, node: Any) -> Any:
         """`node` with every intrinsic function resolved (AWS::NoValue entries dropped)."""
-        return Intrinsics(self.ref, self.get_att, self.condition, lambda name: name in self.resources,
-                          TemplateError).resolve(node)
+        return self._intrinsics.resolve(node)
+
+    @cached_property
+    def _intrinsics(self) -> Intrinsics:
+        return Intrinsics(self.ref, self.get_att, self.condition, lambda name: name in self.resources, TemplateError)
 
 
 def function_ids(path: Path) -> frozenset[str]:
