@@ -29,7 +29,7 @@ from selfheal.demo import DEMO_CONFIG
 
 BATCHES = (1, 100, 10_000)
 FORMATS = {"CSV": "text/csv", "JSON": "application/json"}
-THROUGHPUT_GOAL = Goal("ratio", ">=", 0.8)  # at 10,000 rows
+THROUGHPUT_GOAL = Goal("ratio", ">=", 1.0)  # at 10,000 rows (issue 12)
 LATENCY_GOAL = Goal("value", "<", 2.0)  # ms, one row
 
 

@@ -123,17 +123,26 @@ class Feature:
             # XGBoost refuses infinities; they are as uninformative as a missing value here.
             return np.where(np.isfinite(values), values, self.median)
         values = _as_array(column)
-        if not self._codes:  # a column that was empty in training: every value is unknown
-            return np.full(len(values), UNKNOWN, dtype=np.float64)
         # A hash lookup in C for the usual case (text values); only the misses are retried as text,
         # so numbers typed by a client still match the levels pandas read as text in training.
         positions = self._index.get_indexer(values)
         missed = np.flatnonzero(positions < 0)
         if missed.size:
             positions[missed] = self._index.get_indexer([_key(value) for value in values[missed]])
-        codes = np.where(positions >= 0, self._values[positions], UNKNOWN)
-        codes[pd.isna(values)] = UNKNOWN
-        return codes
+        positions[pd.isna(values)] = -1
+        return self.codes_at(positions)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every text that names a level (booleans in any case), in the order codes_at's positions count."""
+        return list(self._codes)
+
+    def codes_at(self, positions: np.ndarray) -> np.ndarray:
+        """Codes of values found at these positions in `keys`; UNKNOWN where a position is negative (not found,
+        missing). Lets a reader that looks values up itself (pyarrow's index_in, at serving) encode like encode."""
+        if not self._codes:  # a column that was empty in training: every value is unknown
+            return np.full(len(positions), UNKNOWN, dtype=np.float64)
+        return np.where(positions >= 0, self._values[positions], UNKNOWN)
 
     def to_dict(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"name": self.name, "kind": self.kind}

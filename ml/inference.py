@@ -22,12 +22,15 @@ import io
 import json
 import re
 import sys
+from collections.abc import Sequence
 from http import HTTPStatus
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import xgboost as xgb
 
@@ -165,17 +168,35 @@ def _json_rows(body: bytes) -> list[Any]:
 
 def predict_fn(input_data: Request, model: Model) -> Prediction:
     transform = model.transform
-    columns = (
-        _csv_columns(input_data.csv, transform)
-        if input_data.content_type == CSV
-        else _json_columns(input_data.rows or [], transform)
-    )
     try:
-        matrix = transform.apply(columns)
+        matrix = (
+            _csv_matrix(input_data.csv, transform)
+            if input_data.content_type == CSV
+            else _json_matrix(input_data.rows or [], transform)
+        )
     except NonNumericError as error:
         raise NonNumericValueError(str(error)) from error
     values = np.asarray(model.booster.inplace_predict(matrix))
     return Prediction(values, transform.problem, transform.labels)
+
+
+# The fast path: columns as Arrow arrays typed by the transform, straight into the model's float32 matrix (numbers
+# with medians for the missing, categories looked up by pyarrow), with no object arrays or DataFrame in between.
+def _arrow_matrix(columns: dict[str, pa.Array | pa.ChunkedArray], transform: FeatureTransform) -> np.ndarray:
+    rows = len(columns[transform.features[0].name])
+    matrix = np.empty((rows, len(transform.features)), dtype=np.float32)
+    for position, feature in enumerate(transform.features):
+        column = columns[feature.name]
+        if feature.kind == NUMERIC:
+            matrix[:, position] = feature.encode(np.asarray(column))  # nulls come as NaN: the median
+        else:
+            found = pc.index_in(column, value_set=pa.array(feature.keys, type=pa.string()))
+            matrix[:, position] = feature.codes_at(np.asarray(pc.fill_null(found, -1)))
+    return matrix
+
+
+def _arrow_types(transform: FeatureTransform) -> dict[str, pa.DataType]:
+    return {feature.name: pa.float64() if feature.kind == NUMERIC else pa.string() for feature in transform.features}
 
 
 def _read_csv(body: bytes, names: list[str], types: dict[str, pa.DataType]) -> pa.Table:
@@ -186,20 +207,25 @@ def _read_csv(body: bytes, names: list[str], types: dict[str, pa.DataType]) -> p
     )
 
 
-def _csv_columns(body: bytes, transform: FeatureTransform) -> dict[str, np.ndarray]:
+def _csv_matrix(body: bytes, transform: FeatureTransform) -> np.ndarray:
     names = transform.feature_names
-    typed = {feature.name: pa.float64() if feature.kind == NUMERIC else pa.string() for feature in transform.features}
     try:
-        table = _read_csv(body, names, typed)
+        table = _read_csv(body, names, _arrow_types(transform))
     except pa.ArrowInvalid:
         # A value pyarrow cannot read as a number: read everything as text so the transform names the culprit.
         try:
             table = _read_csv(body, names, dict.fromkeys(names, pa.string()))
         except pa.ArrowInvalid as error:
             raise _csv_shape_error(error, names) from error
-    if table.num_rows == 0:
+        _check_rows(table.num_rows)
+        return transform.apply({name: table.column(name).to_numpy() for name in names})
+    _check_rows(table.num_rows)
+    return _arrow_matrix({name: table.column(name) for name in names}, transform)
+
+
+def _check_rows(rows: int) -> None:
+    if rows == 0:
         raise EmptyPayloadError("request has no CSV rows")
-    return {name: table.column(name).to_numpy() for name in names}
 
 
 def _csv_shape_error(error: pa.ArrowInvalid, names: list[str]) -> PayloadError:
@@ -212,7 +238,19 @@ def _csv_shape_error(error: pa.ArrowInvalid, names: list[str]) -> PayloadError:
     return MalformedPayloadError(f"request body is not valid CSV: {error}")
 
 
-def _json_columns(rows: list[Any], transform: FeatureTransform) -> dict[str, np.ndarray]:
+def _json_matrix(rows: list[Any], transform: FeatureTransform) -> np.ndarray:
+    columns = _json_columns(rows, transform)
+    types = _arrow_types(transform)
+    try:
+        arrays = {name: pa.array(values, type=types[name]) for name, values in columns.items()}
+    except (pa.ArrowException, TypeError, ValueError):
+        # Values Arrow does not take as the feature's type (numbers as text, numbers in a categorical feature,
+        # nested values): the transform reads them as training did, or names the culprit.
+        return transform.apply({name: _json_column(values, name) for name, values in columns.items()})
+    return _arrow_matrix(arrays, transform)
+
+
+def _json_columns(rows: list[Any], transform: FeatureTransform) -> dict[str, Sequence[Any]]:
     names = transform.feature_names
     if isinstance(rows[0], dict):
         required = set(names)
@@ -222,17 +260,17 @@ def _json_columns(rows: list[Any], transform: FeatureTransform) -> dict[str, np.
                 raise MissingFeaturesError(
                     f"instance {number} lacks feature{'s' if len(absent) > 1 else ''} {', '.join(absent)}"
                 )
-        return {name: _json_column([row[name] for row in rows], name) for name in names}
-    for number, row in enumerate(rows, start=1):
-        if len(row) != len(names):
-            raise ColumnCountError(
-                f"instance {number} has {len(row)} values; this model takes {len(names)}, "
-                f"in this order: {', '.join(names)}"
-            )
-    return {name: _json_column([row[position] for row in rows], name) for position, name in enumerate(names)}
+        return {name: [row[name] for row in rows] for name in names}
+    if set(map(len, rows)) != {len(names)}:
+        number, row = next((number, row) for number, row in enumerate(rows, start=1) if len(row) != len(names))
+        raise ColumnCountError(
+            f"instance {number} has {len(row)} values; this model takes {len(names)}, "
+            f"in this order: {', '.join(names)}"
+        )
+    return {name: list(map(itemgetter(position), rows)) for position, name in enumerate(names)}
 
 
-def _json_column(values: list[Any], name: str) -> np.ndarray:
+def _json_column(values: Sequence[Any], name: str) -> np.ndarray:
     column = np.array(values, dtype=object)
     if column.ndim != 1:
         raise MalformedPayloadError(f"feature '{name}' must hold one number, string, boolean or null per instance")

@@ -66,6 +66,20 @@ def test_one_row_is_answered_the_same_from_csv_and_json_with_missing_and_unseen_
     assert from_csv == from_json == pytest.approx(float(expected[0]), abs=0)
 
 
+def test_json_rows_get_the_same_predictions_whether_or_not_their_values_have_the_features_types(binary) -> None:
+    model, rows, expected = binary
+    values = json.loads(rows.head(20).to_json(orient="values"))
+    # Given the rows typed as the features are (numbers, text: Arrow's fast path; booleans sent as text),
+    typed = [[str(value) if isinstance(value, bool) else value for value in row] for row in values]
+    # as they come from pandas (booleans in a categorical feature), and with every number sent as text
+    # (those two are encoded by the transform, as training encoded them)
+    as_text = [[str(value) if isinstance(value, int | float) else value for value in row] for row in values]
+    for instances in (typed, values, as_text):
+        answer = json.loads(_invoke(model, json.dumps({"instances": instances}), "application/json"))
+        # Then the predictions are the booster's own for the rows
+        assert np.array_equal(np.array(answer["predictions"], dtype=np.float32), expected[:20])
+
+
 def test_multiclass_answers_label_and_probabilities(multiclass_model) -> None:
     model = inference.model_fn(str(multiclass_model.model_dir))
     rows = multiclass_model.test_rows[model.transform.feature_names].head(20)
