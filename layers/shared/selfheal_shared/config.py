@@ -11,7 +11,6 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-import yaml
 from botocore.exceptions import ClientError
 from pydantic import (
     AfterValidator,
@@ -309,6 +308,10 @@ def _parse(text: str | bytes, fmt: str) -> Any:
             return json.loads(text)
         except (json.JSONDecodeError, RecursionError) as error:
             raise ConfigError([f"(document): not valid JSON: {error}"]) from None
+    # PyYAML is imported here, by the invocations that read a YAML document: the others (every function's
+    # events, JSON configurations) do not pay for it at cold start.
+    import yaml
+
     try:
         _check_yaml_shape(text)
         return yaml.safe_load(text)
@@ -317,6 +320,8 @@ def _parse(text: str | bytes, fmt: str) -> Any:
 
 
 def _check_yaml_shape(text: str) -> None:
+    import yaml
+
     depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent):
