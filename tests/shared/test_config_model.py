@@ -2,8 +2,6 @@
 
 import contextlib
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -210,21 +208,3 @@ def test_any_text_yields_a_config_or_a_config_error(text):
     with contextlib.suppress(ConfigError):
         load_config(text)
 
-
-def test_pyyaml_is_loaded_only_by_reading_a_yaml_configuration() -> None:
-    # Given a fresh interpreter with the shared layer's modules every function imports (cold start)
-    script = (
-        "import sys, json\n"
-        "import selfheal_shared.config as config, selfheal_shared.events, selfheal_shared.serving_events\n"
-        "assert 'yaml' not in sys.modules, 'imported at cold start'\n"
-        "minimal = {'target': 't', 'problem': 'binary', 'metric': {'name': 'auc', 'threshold': 0.7}}\n"
-        "config.load_config(json.dumps(minimal), fmt='json')\n"
-        "assert 'yaml' not in sys.modules, 'imported for a JSON configuration'\n"
-        "config.load_config('target: t\\nproblem: binary\\nmetric: {name: auc, threshold: 0.7}\\n')\n"
-        "print('yaml' in sys.modules)\n"
-    )
-    # When it reads a JSON configuration, then a YAML one
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
-    # Then PyYAML was loaded by the YAML one only
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True"]

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from selfheal_shared.s3uri import S3Uri
 from selfheal_shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 # Standard retry mode backs off on throttling (DynamoDB, SNS, Step Functions) within the invocation.
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
@@ -38,7 +40,10 @@ def ledger_table() -> Any:
 @cache
 def idempotency_store(name: str) -> DynamoDBPersistenceLayer:
     """One persistence layer per idempotent step: Powertools configures a layer once, from the
-    first IdempotencyConfig it sees, so steps must not share one. Records live in the ledger."""
+    first IdempotencyConfig it sees, so steps must not share one. Records live in the ledger.
+    Imported here: the functions without an idempotent step do not load Powertools' idempotency at cold start."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     return DynamoDBPersistenceLayer(
         table_name=get_settings().ledger_table,
         key_attr="pk",
