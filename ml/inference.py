@@ -296,7 +296,7 @@ def _encoded(prediction: Prediction, media: str) -> str:
         ]
         return json.dumps({"predictions": rows, "labels": labels})
     if media == CSV:
-        return "".join(f"{value!r}\n" for value in values.tolist())
+        return "\n".join(map(repr, values.tolist())) + "\n"
     return json.dumps({"predictions": values.tolist()})
 
 
