@@ -177,14 +177,21 @@ class CategoricalAccumulator:
     counts: dict[str, int] = field(default_factory=dict)
 
     def update(self, series: pd.Series) -> None:
-        values = series.dropna()
-        self.missing += len(series) - len(values)
-        self.present += len(values)
-        if not len(values):
+        # Counted first, then only the distinct values are looked at: no pass over every row to find the missing
+        # ones, nor to check that all are text.
+        tallies = series.value_counts(dropna=False)
+        null = pd.isna(tallies.index)
+        missing = int(tallies[null].sum())
+        self.missing += missing
+        self.present += len(series) - missing
+        tallies = tallies[~null]
+        if pd.api.types.infer_dtype(tallies.index, skipna=False) == "string":
+            self._add(tallies.items())
             return
-        if pd.api.types.infer_dtype(values, skipna=False) != "string":  # JSON numbers, booleans
-            values = values.astype(str)
-        self._add(values.value_counts().items())
+        as_text: dict[str, int] = {}  # JSON numbers, booleans: counted by their text, as a CSV request sends them
+        for value, count in tallies.items():
+            as_text[str(value)] = as_text.get(str(value), 0) + int(count)
+        self._add(as_text.items())
 
     def _add(self, tallies: Iterable[tuple[str, int]]) -> None:
         counts, known = self.counts, self.known
