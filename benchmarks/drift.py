@@ -43,7 +43,7 @@ from common import (
 
 THROUGHPUT_GOAL = Goal("ratio", ">=", 50.0)  # against evidently
 AGREEMENT_GOAL = Goal("ratio", ">=", 1.0)  # every verdict the same
-END_TO_END_GOAL = Goal("value", ">=", 200_000.0)  # rows/s
+END_TO_END_GOAL = Goal("value", ">=", 400_000.0)  # rows/s on one instance (issue 12)
 MEMORY_GOAL = Goal("ratio", "<=", 1.1)  # peak at the larger window against the smaller: flat
 CATEGORY_COUNTS = (3, 4, 5, 6, 8, 10, 12, 20)
 SHIFTED = ("n0", "n1", "n2", "n3", "c0", "c1")
@@ -237,7 +237,7 @@ def _record(line: str, stamp: str, index: int) -> dict[str, Any]:
             "eventVersion": "0"}
 
 
-def _job_folder(work: Path, rows: int, baseline: tuple[dict[str, Any], dict[str, Any]]) -> Path:
+def job_folder(work: Path, rows: int, baseline: tuple[dict[str, Any], dict[str, Any]]) -> Path:
     opt_ml = work / f"opt_ml_{rows}"
     base = opt_ml / "processing" / "input" / "baseline"
     base.mkdir(parents=True)
@@ -250,7 +250,7 @@ def _job_folder(work: Path, rows: int, baseline: tuple[dict[str, Any], dict[str,
 def end_to_end(sizes: Sizes) -> list[Figure]:
     baseline = load_ml("baseline").build_baseline(scenario_frame(sizes.drift_reference_rows, 300, shift=False))
     with tempfile.TemporaryDirectory(prefix="selfheal-bench-capture-") as work:
-        folders = {rows: _job_folder(Path(work), rows, baseline) for rows in sizes.capture_rows}
+        folders = {rows: job_folder(Path(work), rows, baseline) for rows in sizes.capture_rows}
         return _end_to_end_figures(sizes, folders)
 
 

@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--out benchmarks/results.json]
 
---only re-measures the named sections alone (cold_start, package_size, inference, drift, monitor, estimation,
-loop), written by default to benchmarks/results-<names>.json so a full run's results.json stays whole.
+--only re-measures the named sections alone (cold_start, package_size, inference, drift, monitor, scale,
+estimation, loop), written by default to benchmarks/results-<names>.json so a full run's results.json stays whole.
 
 Prints one table (figure, value, floor, ratio, goal, met?, runs) and writes it as JSON. These measure and
 print; they assert nothing. A benchmark that cannot run (no SAM CLI, a failing demo) reports its figure as
@@ -32,6 +32,7 @@ import drift
 import estimation
 import inference_speed
 import package_size
+import scale
 from common import ROOT, Figure, Sizes, format_value
 
 Section = tuple[str, Callable[[Sizes], list[Figure]]]
@@ -42,11 +43,12 @@ SECTIONS: list[Section] = [
     ("inference", inference_speed.measure),
     ("drift analysis", drift.in_memory),
     ("monitor end to end", drift.end_to_end),
+    ("monitor on 2 instances", scale.measure),
     ("performance estimation", estimation.measure),
     ("the loop", demo_loop.measure),
 ]
 # --only's names for the sections, in SECTIONS' order.
-NAMES = dict(zip(["cold_start", "package_size", "inference", "drift", "monitor", "estimation", "loop"],
+NAMES = dict(zip(["cold_start", "package_size", "inference", "drift", "monitor", "scale", "estimation", "loop"],
                  (title for title, _ in SECTIONS), strict=True))
 
 

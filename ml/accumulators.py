@@ -105,6 +105,24 @@ class NumericAccumulator:
         self.below += other.below
         self.at_or_below += other.at_or_below
 
+    def to_dict(self) -> dict[str, Any]:
+        """The exact state (counts at the baseline's edges, not a sketch): shards merge into the one-pass numbers."""
+        return {"present": self.present, "missing": self.missing, "mismatched": self.mismatched, "n": self.n,
+                "mean": self.mean, "m2": self.m2, "low": self.low if self.n else None,
+                "high": self.high if self.n else None, "below": self.below,
+                "at_or_below": [int(count) for count in self.at_or_below]}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Take a state written by to_dict on the same baseline edges."""
+        if len(state["at_or_below"]) != len(self.at_or_below):
+            raise ValueError(f"{len(state['at_or_below'])} bucket counts for {len(self.at_or_below)} baseline buckets")
+        for name in ("present", "missing", "mismatched", "n", "below"):
+            setattr(self, name, int(state[name]))
+        self.mean, self.m2 = float(state["mean"]), float(state["m2"])
+        if self.n:
+            self.low, self.high = float(state["low"]), float(state["high"])
+        self.at_or_below = np.array(state["at_or_below"], dtype=np.int64)
+
     def buckets(self) -> list[dict[str, float]]:
         """The window's KLL buckets on the baseline's edges, plus any mass outside the baseline's range."""
         if not self.n or not len(self.edges):
@@ -159,14 +177,21 @@ class CategoricalAccumulator:
     counts: dict[str, int] = field(default_factory=dict)
 
     def update(self, series: pd.Series) -> None:
-        values = series.dropna()
-        self.missing += len(series) - len(values)
-        self.present += len(values)
-        if not len(values):
+        # Counted first, then only the distinct values are looked at: no pass over every row to find the missing
+        # ones, nor to check that all are text.
+        tallies = series.value_counts(dropna=False)
+        null = pd.isna(tallies.index)
+        missing = int(tallies[null].sum())
+        self.missing += missing
+        self.present += len(series) - missing
+        tallies = tallies[~null]
+        if pd.api.types.infer_dtype(tallies.index, skipna=False) == "string":
+            self._add(tallies.items())
             return
-        if pd.api.types.infer_dtype(values, skipna=False) != "string":  # JSON numbers, booleans
-            values = values.astype(str)
-        self._add(values.value_counts().items())
+        as_text: dict[str, int] = {}  # JSON numbers, booleans: counted by their text, as a CSV request sends them
+        for value, count in tallies.items():
+            as_text[str(value)] = as_text.get(str(value), 0) + int(count)
+        self._add(as_text.items())
 
     def _add(self, tallies: Iterable[tuple[str, int]]) -> None:
         counts, known = self.counts, self.known
@@ -184,6 +209,13 @@ class CategoricalAccumulator:
         self.missing += other.missing
         self.overflow += other.overflow
         self._add(sorted(other.counts.items(), key=lambda item: -item[1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"present": self.present, "missing": self.missing, "overflow": self.overflow, "counts": self.counts}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.present, self.missing, self.overflow = int(state["present"]), int(state["missing"]), int(state["overflow"])
+        self.counts = {str(value): int(count) for value, count in state["counts"].items()}
 
     def statistics(self) -> dict[str, Any]:
         ranked = sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))

@@ -8,10 +8,12 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -341,16 +343,16 @@ def _add_block(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, sta
     kind, base64_encoded = _declared_kind(content_type, encoding)
     if kind != CSV or base64_encoded:
         return False
-    inputs, times = block.split(before.encode("utf-8"))[1:], block.split(time_key.encode("utf-8"))[1:]
-    if not len(inputs) == len(times) == records:  # a blank or broken line, or one in another layout
+    data_pattern, time_pattern = _block_patterns(before, after, time_key)
+    datas = data_pattern.findall(block)  # one C pass each, no Python work per record
+    if len(datas) != records:  # a blank or broken line, one in another layout or encoding, an escaped quote
         return False
-    if block.count(after.encode("utf-8")) != records:
-        return False  # a record in another encoding
-    datas = [piece[:piece.find(b'"')] for piece in inputs]
+    stamped = time_pattern.findall(block)
+    if len(stamped) != records:
+        return False
     joined = b"\n".join(datas)
-    if b"\\" in joined:  # escaped characters (a quote, a newline in a multi-row payload): a line at a time
+    if b"\\" in joined:  # escaped characters (a newline in a multi-row payload): a line at a time
         return False
-    stamped = [piece[:piece.find(b'"')] for piece in times]
     if not all(stamps.inside(stamp.decode()) for stamp in set(stamped)):
         kept = [data for data, stamp in zip(datas, stamped) if stamps.inside(stamp.decode())]  # noqa: B905
         acc.skipped_records += len(datas) - len(kept)
@@ -359,6 +361,14 @@ def _add_block(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, sta
     batch.size += len(joined)
     acc.records += len(datas)
     return True
+
+
+@lru_cache(maxsize=MAX_LAYOUTS)
+def _block_patterns(before: str, after: str, time_key: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """The endpointInput's data in one layout (followed by the text after it), and inferenceTime's value. A
+    one-character class ([^"]) keeps the regular expression engine on its fast path (two run 3x slower)."""
+    data = re.escape(before.encode("utf-8")) + b'([^"]*)' + re.escape(after.encode("utf-8"))
+    return re.compile(data), re.compile(re.escape(time_key.encode("utf-8")) + b'([^"]*)"')
 
 
 def _add_lines(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, stamps: _Stamps,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import sys
 from collections.abc import Iterable
@@ -85,6 +87,44 @@ class WindowAccumulator:
         self.note_columns(other.seen | other.extra_columns)
         for name, accumulator in self.features.items():
             accumulator.merge(other.features[name])  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything merge needs, as JSON: a host's share of a sharded window."""
+        return {"baseline": fingerprint(self.baseline), "rows": self.rows, "records": self.records,
+                "invalid_records": self.invalid_records, "skipped_records": self.skipped_records,
+                "first_event": _iso(self.first_event), "last_event": _iso(self.last_event), "seen": sorted(self.seen),
+                "extra_columns": sorted(self.extra_columns),
+                "features": {name: acc.to_dict() for name, acc in self.features.items()}}
+
+    @classmethod
+    def from_dict(cls, baseline: Baseline, state: dict[str, Any]) -> WindowAccumulator:
+        """A window written by to_dict, on the same baseline (its features and bucket edges)."""
+        acc = cls(baseline)
+        try:
+            if state["baseline"] != fingerprint(baseline):
+                raise ValueError("it was counted on another baseline's features or bucket edges")
+            for name in ("rows", "records", "invalid_records", "skipped_records"):
+                setattr(acc, name, int(state[name]))
+            for moment in (state["first_event"], state["last_event"]):
+                if moment is not None:
+                    acc.note_event(datetime.fromisoformat(moment.replace("Z", "+00:00")))
+            acc.seen, acc.extra_columns = set(state["seen"]), set(state["extra_columns"])
+            for name, feature in acc.features.items():
+                feature.load(state["features"][name])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise PartialWindowError(f"not a partial window of this baseline: {error}") from error
+        return acc
+
+
+class PartialWindowError(ValueError):
+    """A host's partial window that does not fit the baseline, or is not one."""
+
+
+def fingerprint(baseline: Baseline) -> str:
+    """What a window's counts depend on: the features, their types, bucket edges and known categories."""
+    described = [[f.name, f.inferred_type, [float(e) for e in f.edges], sorted(f.categories)]
+                 for f in baseline.features]
+    return hashlib.sha256(json.dumps(described).encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ evaluation

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = {"cold start", "package size", "inference", "drift analysis", "monitor end to end",
+SECTIONS = {"cold start", "package size", "inference", "drift analysis", "monitor end to end", "monitor on 2 instances",
             "performance estimation", "the loop"}
 TIMEOUT_SECONDS = 600
 

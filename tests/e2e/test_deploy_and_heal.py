@@ -73,6 +73,23 @@ def captured(cloud: LocalCloud, keys: set[str]) -> list[dict]:
     return records
 
 
+def monitor_shares(cloud: LocalCloud) -> dict[str, dict]:
+    """Each drift-analysis host's share of the window (partial-<host>.json), by file name."""
+    s3 = cloud.client("s3")
+    listed = s3.list_objects_v2(Bucket=cloud.bucket, Prefix="monitoring/churn/").get("Contents", [])
+    keys = [item["Key"] for item in listed if "/report/partials/" in item["Key"]]
+    return {key.rsplit("/", 1)[-1]: json.loads(s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read())
+            for key in keys}
+
+
+def check_rows(cloud: LocalCloud) -> int:
+    """The rows the (merged) drift report analysed."""
+    s3 = cloud.client("s3")
+    listed = s3.list_objects_v2(Bucket=cloud.bucket, Prefix="monitoring/churn/").get("Contents", [])
+    (key,) = [item["Key"] for item in listed if item["Key"].endswith("/report/drift_metrics.json")]
+    return json.loads(s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read())["rows"]
+
+
 def by_kind(result: dict, kind: str) -> list[dict]:
     """report.json's monitoring entries of one kind ("data" or "model_quality"): one of each per execution."""
     return [check for check in result["monitoring"] if check["kind"] == kind]
@@ -138,7 +155,12 @@ def test_traffic_like_the_baseline_finds_no_drift_and_changes_nothing(cloud, tmp
     # and report.json lists each job with its instance count and every host's process
     jobs = {job["name"].rsplit("-", 2)[-2]: job for job in result["jobs"]}
     assert {step: job["instance_count"] for step, job in jobs.items()} == {
-        "prep": 2, "train": 2, "eval": 1, "mon": 2, "mq": 1}
+        "prep": 2, "train": 2, "eval": 1, "mon": 2, "merge": 1, "mq": 1}
+    # and the drift analysis split the capture files between its hosts, each host's share merged into the report
+    shares = monitor_shares(cloud)
+    assert sorted(shares) == ["partial-algo-1.json", "partial-algo-2.json"]
+    assert all(share["records"] > 0 for share in shares.values())
+    assert sum(share["rows"] for share in shares.values()) == check_rows(cloud)
     for job in jobs.values():
         assert job["status"] == "Completed"
         hosts = [f"algo-{n}" for n in range(1, job["instance_count"] + 1)]

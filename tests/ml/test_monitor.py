@@ -620,6 +620,88 @@ def test_worker_processes_give_the_same_report(tmp_path, baseline, monkeypatch):
     assert checks(parallel[1]) == {("plan", "baseline_drift_check")}
 
 
+# ------------------------------------------------------------------ several instances: shares, then a merge
+
+BOTH_HOSTS = ["algo-1", "algo-2"]
+
+
+def host_root(root: Path, host: str, hosts: list[str], baseline: tuple[dict, dict], lines: list[str]) -> Path:
+    """One host's /opt/ml: its share of the capture files and resourceconfig.json as SageMaker writes it."""
+    opt_ml(root, baseline, lines)
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts}))
+    return root
+
+
+def merged_run(tmp_path: Path, baseline: tuple[dict, dict], shares: dict[str, list[str]],
+               **window: Any) -> tuple[dict, dict, dict]:
+    """Each host analyses its share, then a 1-instance merge job reads every host's partial: the report."""
+    merge = opt_ml(tmp_path / "merge", baseline, [])
+    partials = merge / "processing" / "input" / "partials"
+    partials.mkdir(parents=True)
+    for host, lines in shares.items():
+        root = host_root(tmp_path / host, host, sorted(shares), baseline, lines)
+        monitor.run_job(root, **window)
+        assert not (root / "processing" / "output" / "report").exists()  # a share, not a report
+        for partial in (root / "processing" / "output" / "partials").iterdir():
+            partial.rename(partials / partial.name)
+    monitor.merge_job(merge, **window)
+    report = merge / "processing" / "output" / "report"
+    return tuple(json.loads((report / name).read_text())  # type: ignore[return-value]
+                 for name in ("statistics.json", "constraint_violations.json", "drift_metrics.json"))
+
+
+def test_a_window_analysed_in_shares_on_two_hosts_and_merged_gives_the_one_host_report(tmp_path, baseline):
+    # Given a window with drift on two features, some broken records and records outside the time window
+    frame = customers(3000, seed=21, shift=("score", "plan"))
+    lines = csv_lines(frame, rows_per_record=2)
+    lines[10:10] = ["not json at all", csv_lines(customers(4, seed=22), time="2026-11-26T09:00:00Z")[0]]
+    window = {"start": capture.parse_time(f"{HOUR}:00:00Z"), "end": capture.parse_time("2026-11-26T06:00:00Z")}
+    single = run(opt_ml(tmp_path / "one", baseline, lines), **window)
+    # When two hosts each analyse a share of the capture files (one host gets all but a few records) and merge
+    shares = {"algo-1": lines[:7], "algo-2": lines[7:]}
+    merged = merged_run(tmp_path, baseline, shares, **window)
+    # Then the merged report is the one host's: the same counts at the baseline's edges, the same verdicts
+    assert merged[2]["rows"] == 3000 and merged[2]["invalid_records"] == 1 and merged[2]["skipped_records"] == 1
+    drifted = {("score", "baseline_drift_check"), ("plan", "baseline_drift_check")}
+    assert checks(merged[1]) == checks(single[1]) == drifted
+    assert rounded(merged) == rounded(single)
+
+
+def test_a_host_with_no_capture_files_still_sends_its_share(tmp_path, baseline):
+    # Given fewer capture files than hosts (ShardedByS3Key then leaves a host without any)
+    lines = csv_lines(customers(200, seed=23))
+    # When host algo-2 has nothing to read
+    merged = merged_run(tmp_path, baseline, {"algo-1": lines, "algo-2": []})
+    # Then the report counts algo-1's rows, as one host would have
+    assert rounded(merged) == rounded(run(opt_ml(tmp_path / "one", baseline, lines)))
+
+
+def test_the_merge_refuses_when_a_hosts_share_is_missing(tmp_path, baseline):
+    # Given a two-host analysis of which only algo-1's share arrived
+    root = host_root(tmp_path / "algo-1", "algo-1", BOTH_HOSTS, baseline, csv_lines(customers(50, seed=24)))
+    monitor.run_job(root)
+    merge = opt_ml(tmp_path / "merge", baseline, [])
+    (root / "processing" / "output" / "partials").rename(merge / "processing" / "input" / "partials")
+    # When the merge runs, then it refuses rather than report on half the window
+    with pytest.raises(monitor.PartialWindowError, match=r"hosts \['algo-1'\], expected one from each of "
+                                                         r"\['algo-1', 'algo-2'\]"):
+        monitor.merge_job(merge)
+    assert not (merge / "processing" / "output" / "report").exists()
+
+
+def test_a_share_of_another_baselines_window_is_refused(tmp_path, baseline):
+    # Given algo-1's share, counted on this baseline's bucket edges
+    root = host_root(tmp_path / "algo-1", "algo-1", BOTH_HOSTS, baseline, csv_lines(customers(50, seed=25)))
+    monitor.run_job(root)
+    (state,) = [json.loads(p.read_text()) for p in (root / "processing" / "output" / "partials").iterdir()]
+    # When it is merged on a baseline of other training data (the same features, other bucket edges)
+    other = monitor.read_baseline(*build_baseline(customers(5000, seed=26, shift=("income",))))
+    # Then it is refused: its counts mean nothing on other edges
+    with pytest.raises(monitor.PartialWindowError, match="not a partial window of this baseline"):
+        monitor.WindowAccumulator.from_dict(other, state)
+
+
 # ------------------------------------------------------------------------------------- the job as a script
 
 PEAK_MEMORY = """

@@ -30,16 +30,17 @@ TASKS = {
     "DeployPipeline": {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint",
                        "ExplainFailure", "RestorePreviousConfig", "DescribeRestoredEndpoint", "DeleteNewEndpoint",
                        "DeleteBrokenEndpoint", "DescribeDeletedEndpoint", "RecreateEndpoint"},
-    "MonitorPipeline": {"AnalyzeDrift", "AnalyzeQuality"},
+    "MonitorPipeline": {"AnalyzeDrift", "MergeDrift", "AnalyzeQuality"},
 }
 # What runs in a container, network-isolated and in the VPC when one is configured.
-ISOLATED = {"Preprocess", "Train", "Evaluate", "AnalyzeDrift", "AnalyzeQuality", "CreateModel"}
-JOBS = {"Preprocess", "Train", "Evaluate", "AnalyzeDrift", "AnalyzeQuality"}
+ISOLATED = {"Preprocess", "Train", "Evaluate", "AnalyzeDrift", "MergeDrift", "AnalyzeQuality", "CreateModel"}
+JOBS = {"Preprocess", "Train", "Evaluate", "AnalyzeDrift", "MergeDrift", "AnalyzeQuality"}
 
 
 # Where each job's compute comes from: the run document's "training" section, or the monitoring window.
 TRAINING_DOCUMENTS = {"Preprocess": "processing_cluster", "Train": "resource_config", "Evaluate": "evaluation_cluster"}
-WINDOW_DOCUMENTS = {"AnalyzeDrift": "cluster", "AnalyzeQuality": "quality_cluster"}
+# MergeDrift runs on one instance of the same type: the quality job's cluster.
+WINDOW_DOCUMENTS = {"AnalyzeDrift": "cluster", "MergeDrift": "quality_cluster", "AnalyzeQuality": "quality_cluster"}
 
 
 def job_compute(sent: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +166,7 @@ def test_a_configuration_of_two_instances_sends_instance_count_two_to_the_jobs_t
         "XGBOOST_IMAGE_URI": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"})
     training = pipeline_input(settings, model="churn", run_id="churn-upload-1a2b3c4d5e6f", trigger="upload",
                               cause_id="c", config=config, champion=None)["training"]
-    expected = {"Preprocess": 2, "Train": 2, "Evaluate": 1, "AnalyzeDrift": 2, "AnalyzeQuality": 1}
+    expected = {"Preprocess": 2, "Train": 2, "Evaluate": 1, "AnalyzeDrift": 2, "MergeDrift": 1, "AnalyzeQuality": 1}
     for machine in ("TrainingPipeline", "MonitorPipeline"):
         state = copy.deepcopy(samples[machine][0])
         state["training"] = training
@@ -237,9 +238,42 @@ def test_the_monitor_job_analyses_the_window_with_the_staged_baseline(render, fi
     assert inputs["capture"]["S3DataType"] == "ManifestFile"
     assert inputs["capture"]["LocalPath"] == "/opt/ml/processing/input/capture"
     assert inputs["baseline"]["LocalPath"] == "/opt/ml/processing/input/baseline"
+    outputs = {o["OutputName"]: o["S3Output"] for o in sent["ProcessingOutputConfig"]["Outputs"]}
+    assert outputs["report"]["LocalPath"] == "/opt/ml/processing/output/report"
+    assert outputs["report"]["S3Uri"].endswith("/report")
+    # and on several instances each host reads its share of the capture files and writes its share of the window
+    assert inputs["capture"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert inputs["baseline"]["S3DataDistributionType"] == "FullyReplicated"
+    assert outputs["partials"]["LocalPath"] == "/opt/ml/processing/output/partials"
+    assert outputs["partials"]["S3Uri"] == outputs["report"]["S3Uri"] + "/partials"
+
+
+def test_the_merge_job_reads_every_hosts_share_and_writes_the_report_on_one_instance(render, fill, policies):
+    # Given AnalyzeDrift and the MergeDrift task after it
+    drift = fill(monitor_task(render, policies, "AnalyzeDrift")["Parameters"], machine="MonitorPipeline")
+    sent = fill(monitor_task(render, policies, "MergeDrift")["Parameters"], machine="MonitorPipeline")
+    # Then monitor.py --merge reads the prefix every host's share went to, and writes the report where the
+    # single-host analysis writes it, over the same window
+    app = sent["AppSpecification"]
+    assert app["ContainerArguments"] == ["--merge", *drift["AppSpecification"]["ContainerArguments"]]
+    shares = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in drift["ProcessingOutputConfig"]["Outputs"]}
+    inputs = {i["InputName"]: i["S3Input"] for i in sent["ProcessingInputs"]}
+    assert inputs["partials"]["S3Uri"] == shares["partials"] + "/"
+    assert inputs["partials"]["LocalPath"] == "/opt/ml/processing/input/partials"
+    assert inputs["baseline"] == {i["InputName"]: i["S3Input"] for i in drift["ProcessingInputs"]}["baseline"]
     (report,) = sent["ProcessingOutputConfig"]["Outputs"]
-    assert report["S3Output"]["LocalPath"] == "/opt/ml/processing/output/report"
-    assert report["S3Output"]["S3Uri"].endswith("/report")
+    assert report["S3Output"]["S3Uri"] == shares["report"]
+    assert sent["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+
+
+def test_the_merge_runs_only_when_several_hosts_analysed_the_window(render, policies):
+    # Given the drift branch of MonitorPipeline
+    states = dict(all_states(render(policies, "MonitorPipeline")))
+    # Then AnalyzeDrift keeps the window for the merge, and the merge runs only for more than one instance
+    assert states["AnalyzeDrift"]["ResultPath"] == "$.drift_job" and states["AnalyzeDrift"]["Next"] == "Merge?"
+    assert states["Merge?"]["Choices"] == [
+        {"Variable": "$.window.cluster.InstanceCount", "NumericGreaterThan": 1, "Next": "MergeDrift"}]
+    assert states["Merge?"]["Default"] == "DriftAnalysed"
 
 
 def test_the_quality_job_judges_the_serving_models_predictions_by_their_labels(render, fill, policies):

@@ -1,0 +1,110 @@
+"""The monitor on 1 vs 2 instances, on the same capture files (issue 12's scale figure).
+
+Two instances run as the local cloud runs them (docs/aws-contract.md M3, M4, M8): a process per host, at once,
+each with its own /opt/ml holding resourceconfig.json and its share of the capture files (dealt round robin in key
+order, as ShardedByS3Key does here), each writing its share of the window; then `monitor.py --merge` on one
+instance. The 2-instance time is the whole of it, hosts and merge; its throughput against one instance's is the
+figure, and both reports must give the same verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import PYTHON, ROOT, Figure, Goal, Sizes, load_ml, median, run_child
+from drift import job_folder, scenario_frame
+
+SCALE_GOAL = Goal("ratio", ">=", 1.7)  # 2 instances' rows/s against 1 instance's
+HOSTS = ["algo-1", "algo-2"]
+MONITOR = str(ROOT / "ml" / "monitor.py")
+
+
+def measure(sizes: Sizes) -> list[Figure]:
+    rows = sizes.capture_rows[-1]
+    baseline = _baseline(sizes)
+    with tempfile.TemporaryDirectory(prefix="selfheal-bench-scale-") as work:
+        single = job_folder(Path(work), rows, baseline)
+        hosts = {host: _host_folder(Path(work), single, host) for host in HOSTS}
+        merge = _merge_folder(Path(work), single)
+        one, two = [], []
+        for _ in range(sizes.repeats):  # interleaved, so that other work on the machine slows both alike
+            one.append(_run([single]))
+            two.append(_run(list(hosts.values())) + _merge(hosts, merge))
+        verdicts = [_verdicts(folder) for folder in (single, merge)]
+    figure = Figure(f"monitor on 2 instances, {rows:,} capture rows", "rows/s", SCALE_GOAL,
+                    "the same job on 1 instance", value=rows / median(two), floor=rows / median(one),
+                    runs=sizes.repeats, data={"one_instance_seconds": one, "two_instances_seconds": two})
+    if verdicts[0] != verdicts[1]:
+        figure.error = f"2 instances found {verdicts[1]}, 1 instance {verdicts[0]}"
+    figure.notes.append(f"verdicts {'identical' if verdicts[0] == verdicts[1] else 'DIFFER'}: "
+                        f"{len(verdicts[0])} violations; the 2-instance time includes the 1-instance merge; "
+                        f"the hosts share this machine's {os.cpu_count()} cores")
+    return [figure]
+
+
+def _baseline(sizes: Sizes) -> tuple[dict[str, Any], dict[str, Any]]:
+    return load_ml("baseline").build_baseline(scenario_frame(sizes.drift_reference_rows, 300, shift=False))
+
+
+def _host_folder(work: Path, single: Path, host: str) -> Path:
+    """A host's /opt/ml: the baseline, its share of the capture files (hard links), resourceconfig.json."""
+    root = work / host
+    inputs = single / "processing" / "input"
+    shutil.copytree(inputs / "baseline", root / "processing" / "input" / "baseline")
+    files = sorted(path for path in (inputs / "capture").rglob("*.jsonl"))
+    for path in files[HOSTS.index(host)::len(HOSTS)]:
+        target = root / "processing" / "input" / "capture" / path.relative_to(inputs / "capture")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(path, target)
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": HOSTS}))
+    return root
+
+
+def _merge_folder(work: Path, single: Path) -> Path:
+    root = work / "merge"
+    shutil.copytree(single / "processing" / "input" / "baseline", root / "processing" / "input" / "baseline")
+    return root
+
+
+def _env(opt_ml: Path) -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if not key.startswith("SELFHEAL_")} | {
+        "SELFHEAL_OPT_ML": str(opt_ml)}
+
+
+def _run(folders: list[Path]) -> float:
+    """Wall time of one job whose hosts are `folders`, all started at once."""
+    started = time.perf_counter()
+    processes = [subprocess.Popen([PYTHON, MONITOR], env=_env(folder), stdout=subprocess.DEVNULL)  # noqa: S603
+                 for folder in folders]
+    for process in processes:
+        if process.wait(600) != 0:
+            raise RuntimeError(f"monitor.py exited {process.returncode}")
+    return time.perf_counter() - started
+
+
+def _merge(hosts: dict[str, Path], merge: Path) -> float:
+    """The hosts' shares uploaded to one prefix and downloaded for the merge (a copy here), then the merge."""
+    partials = merge / "processing" / "input" / "partials"
+    shutil.rmtree(partials, ignore_errors=True)
+    partials.mkdir(parents=True)
+    started = time.perf_counter()
+    for folder in hosts.values():
+        for path in (folder / "processing" / "output" / "partials").iterdir():
+            shutil.copyfile(path, partials / path.name)
+    job = run_child([PYTHON, MONITOR, "--merge"], _env(merge))
+    if job.returncode != 0:
+        raise RuntimeError(f"monitor.py --merge failed: {job.tail()}")
+    return time.perf_counter() - started
+
+
+def _verdicts(opt_ml: Path) -> list[tuple[str, str]]:
+    report = json.loads((opt_ml / "processing" / "output" / "report" / "constraint_violations.json").read_text())
+    return sorted((v["feature_name"], v["constraint_check_type"]) for v in report["violations"])
