@@ -5,15 +5,26 @@ manifest, all of it or an instance's share), outputs, and a code archive fetched
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+_clients: dict[tuple[str | None, ...], Any] = {}
+_clients_lock = threading.Lock()
+
 
 def s3_client() -> Any:
-    return boto3.client("s3")
+    """One client per region and credentials: making one costs more than most of the transfers it makes (every
+    file of every job's inputs and outputs), and clients are thread-safe once made."""
+    key = tuple(os.environ.get(name) for name in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"))
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = boto3.client("s3")
+        return _clients[key]
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

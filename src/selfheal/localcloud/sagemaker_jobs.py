@@ -179,6 +179,7 @@ class JobService:
         self._python = python
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="sagemaker-job")
         self._lock = threading.Lock()
+        self._ended = threading.Condition()
 
     # -- API ----------------------------------------------------------------------------------
 
@@ -208,6 +209,12 @@ class JobService:
         job = self.get(name, kind)
         job.stop_requested = True
         job.kill()
+
+    def wait_for_end(self, name: str, seconds: float) -> None:
+        """Return when the named job has ended, or after `seconds` (a `.sync` task's poll, without spinning)."""
+        with self._ended:
+            self._ended.wait_for(lambda: (job := self.jobs.get(name)) is not None and job.status in _TERMINAL,
+                                 timeout=seconds)
 
     @property
     def running(self) -> int:
@@ -280,7 +287,9 @@ class JobService:
         job.ended = dt.datetime.now(dt.UTC)
         if job.kind == "training" and status != "Stopped":
             job.secondary_status = status
-        job.status = status
+        with self._ended:
+            job.status = status
+            self._ended.notify_all()
 
     def _execute(self, job: Job, timeout: float) -> bool:
         """Run every host's process at once until all succeed, one fails (the others are then stopped, as
