@@ -36,7 +36,7 @@ from . import cluster
 from .container import ContainerStartFailed, Started, container_env, start_user_code
 from .faults import Faults
 from .instance_rules import volume_key_refusal
-from .s3_data import download, fetch_code, s3_client, split_s3_uri, upload_dir
+from .s3_data import download, fetch_code, put_file, split_s3_uri, upload_dir
 
 OPT_ML = "/opt/ml"
 _POLL_SECONDS = 0.05  # how often a running job's processes are checked
@@ -421,7 +421,7 @@ class JobService:
         with tarfile.open(archive, "w:gz") as tar:
             for path in sorted(model.rglob("*")):
                 tar.add(path, arcname=str(path.relative_to(model)), recursive=False)
-        s3_client().upload_file(str(archive), bucket, key)
+        put_file(archive, bucket, key)
 
 
 def host_failure(host: Host) -> str:
