@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--out benchmarks/results.json]
 
 --only re-measures the named sections alone (cold_start, package_size, inference, drift, monitor, scale,
-estimation, loop), written by default to benchmarks/results-<names>.json so a full run's results.json stays whole.
+estimation, loop, backtest), written by default to benchmarks/results-<names>.json so a full run's results.json
+stays whole.
 
 Prints one table (figure, value, floor, ratio, goal, met?, runs) and writes it as JSON. These measure and
 print; they assert nothing. A benchmark that cannot run (no SAM CLI, a failing demo) reports its figure as
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import backtest_replay
 import cold_start
 import demo_loop
 import drift
@@ -46,9 +48,11 @@ SECTIONS: list[Section] = [
     ("monitor on 2 instances", scale.measure),
     ("performance estimation", estimation.measure),
     ("the loop", demo_loop.measure),
+    ("backtest", backtest_replay.measure),
 ]
 # --only's names for the sections, in SECTIONS' order.
-NAMES = dict(zip(["cold_start", "package_size", "inference", "drift", "monitor", "scale", "estimation", "loop"],
+NAMES = dict(zip(["cold_start", "package_size", "inference", "drift", "monitor", "scale", "estimation", "loop",
+                  "backtest"],
                  (title for title, _ in SECTIONS), strict=True))
 
 

@@ -11,8 +11,12 @@ a policy is only a change to the model's configuration, or what a user would do:
 - always: retrain on every new labelled batch, no guard rails: each labelled batch (its traffic joined
   with its labels) is uploaded as a dataset with trigger every_upload, and the monitor may retrain with
   cooldown 0 and the highest daily cap.
-What each policy did is read back from the ledger (MONITOR, RUN and ENDPOINT items), the job records and
-the capture: see backtest_figures.py for the arithmetic.
+What each policy did is read back from the ledger (MONITOR, RUN and ENDPOINT items) and the job records: see
+backtest_figures.py for the arithmetic. The realized metric of a labelled batch is the one the product's quality
+job reported in the MONITOR item of the monitoring execution that judged that batch alone; a batch no execution
+judged so (its model was replaced before the next scheduled monitor, as `always` does, or the history ended
+first) is scored with the same job's code (ml/quality.py) over its captured predictions and labels, and its
+timeline point says so.
 """
 
 from __future__ import annotations
@@ -134,6 +138,16 @@ class Served:
 
 
 @dataclass
+class Labelled:
+    """A batch of labels: when they arrived, who answered the traffic they label, and where they were written."""
+
+    at: datetime
+    served: Served
+    ground_truth_key: str
+    count: int
+
+
+@dataclass
 class Replay:
     scenario: Scenario
     policy: str
@@ -142,7 +156,7 @@ class Replay:
     echo: Print
     served: dict[str, Served] = field(default_factory=dict)  # inference id -> who answered it
     requests: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> traffic rows by inference id
-    points: dict[str, list[figures.Point]] = field(default_factory=dict)
+    labelled: dict[str, list[Labelled]] = field(default_factory=dict)
     next_fire: dict[str, datetime] = field(default_factory=dict)
     frozen: set[str] = field(default_factory=set)  # models whose `never` configuration is in force
     timeouts: list[str] = field(default_factory=list)
@@ -189,7 +203,7 @@ class Replay:
         target = str(self.scenario.models[step.model].get("target"))
         key, count = send_labels(cloud, step.model, step.file, target)
         self.echo(f"    labels {step.model}: {count} written to {key}")
-        self.score(cloud, step, key)
+        self.remember_labels(step, key, count)
         if self.policy == "always":
             self.upload_labelled(cloud, step, target)
 
@@ -265,20 +279,34 @@ class Replay:
 
     # -- what the policy did ---------------------------------------------------------------------------
 
-    def score(self, cloud: LocalCloud, step: Step, ground_truth_key: str) -> None:
-        """The realized metric of the model that answered the batch, on its labels: the product's own quality job
-        code (ml/quality.py's join and metrics) over the captured predictions and the ground truth just written."""
+    def remember_labels(self, step: Step, ground_truth_key: str, count: int) -> None:
+        """Which served batch these labels judge (scored once the history is over: see points)."""
         ids = pd.read_csv(step.file, dtype=str, keep_default_na=False)[INFERENCE_ID]
         served = next((self.served[i] for i in ids if i in self.served), None)
         if served is None or served.run_id is None:
             self.echo("    (no served traffic to score these labels against)")
             return
-        config = load_config(self.scenario.models[step.model])
-        value = realized_metric(cloud, step.model, served.run_id, ground_truth_key, config.metric.name)
-        self.points.setdefault(step.model, []).append(
-            figures.Point(step.at, served.at, served.model_package_arn, value))
-        shown = "no labelled predictions" if value is None else f"{config.metric.name} {value:.4f}"
-        self.echo(f"    realized on this batch: {shown}")
+        self.labelled.setdefault(step.model, []).append(Labelled(step.at, served, ground_truth_key, count))
+
+    def points(self, cloud: LocalCloud, model: str, metric: str, rollouts: list[datetime]) -> list[figures.Point]:
+        """The realized metric of each labelled batch: the MONITOR item that judged it, else scored here."""
+        monitors = sorted(ledger_items(cloud, model, "MONITOR#"), key=lambda item: item["sk"])
+        batches = self.labelled.get(model, [])
+        judges = {index: judging_monitor(batch, monitors, rollouts) for index, batch in enumerate(batches)}
+        claims = [item["sk"] for item in judges.values() if item is not None]
+        found = []
+        for index, batch in enumerate(batches):
+            item = judges[index]
+            if item is not None and claims.count(item["sk"]) == 1:
+                value, source = item["quality"]["metrics"].get(metric), item["sk"]
+            else:
+                value = realized_metric(cloud, model, batch.served.run_id or "", batch.ground_truth_key, metric)
+                source = "backtest: " + (
+                    "no monitoring execution judged this batch alone" if item is not None else
+                    "no monitoring execution judged this batch (its model was replaced first, or the history ended)")
+            found.append(figures.Point(batch.at, batch.served.at, batch.served.model_package_arn,
+                                       None if value is None else round(float(value), 6), source))
+        return found
 
     def upload_labelled(self, cloud: LocalCloud, step: Step, target: str) -> None:
         """`always`: the labelled batch (the requests' features with their labels) becomes a dataset upload."""
@@ -297,10 +325,10 @@ class Replay:
     def summarize(self, cloud: LocalCloud, report: dict[str, Any], end: datetime) -> dict[str, Any]:
         model = next(iter(self.scenario.models))  # the figures are per policy: of the scenario's (first) model
         config = load_config(self.scenario.models[model])
-        points = self.points.get(model, [])
         endpoint = ledger_item(cloud, model, "ENDPOINT") or {}
         rollouts = [h for h in endpoint.get("history", []) if h.get("outcome") == "deployed"]
         rollout_times = [parse_time(h["at"]) for h in rollouts]
+        points = self.points(cloud, model, config.metric.name, rollout_times)
         jobs = job_records(cloud)
         cost = figures.costs(jobs, fleets(cloud, rollouts, end), self.prices)
         runs = sorted(ledger_items(cloud, model, "RUN#"), key=lambda run: run.get("started_at", ""))
@@ -320,6 +348,20 @@ class Replay:
             "timeline": figures.timeline(points),
             "jobs": [vars(job) for job in jobs],
         }
+
+
+def judging_monitor(batch: Labelled, monitors: list[dict[str, Any]], rollouts: list[datetime],
+                    ) -> dict[str, Any] | None:
+    """The MONITOR item whose quality job judged the batch: the first execution after its labels arrived, if the
+    model that answered the batch still served then (a quality window holds the serving model's predictions only)
+    and its labels were all matched there (more would be other batches' too)."""
+    after = next((item for item in monitors if parse_time(item["at"]) >= batch.at), None)
+    if after is None or not (after.get("quality") or {}).get("metrics"):
+        return None
+    at = parse_time(after["at"])
+    if any(batch.served.at < rollout < at for rollout in rollouts):
+        return None
+    return after if int(after["quality"]["labels"].get("matched", 0)) == batch.count else None
 
 
 def ledger_item(cloud: LocalCloud, model: str, sk: str) -> dict[str, Any] | None:

@@ -60,13 +60,16 @@ def quarantined(cloud: LocalCloud) -> list[dict[str, Any]]:
             for item in ledger_kind(cloud, "QUARANTINE#")]
 
 
-def executions(cloud: LocalCloud) -> list[dict[str, Any]]:
-    """Every execution of every state machine, oldest first, with the states it entered in order."""
+def executions(cloud: LocalCloud, known: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """Every execution of every state machine but the `known` ones (by ARN), oldest first, with the states it
+    entered in order (reading a history costs: a caller that looks again and again skips what it has seen)."""
     sfn = cloud.client("stepfunctions")
     found = []
     for logical_id, arn in cloud.resources.state_machines.items():
         for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
             for item in page["executions"]:
+                if item["executionArn"] in known:
+                    continue
                 described = sfn.describe_execution(executionArn=item["executionArn"])
                 found.append({
                     "state_machine": logical_id,

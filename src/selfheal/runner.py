@@ -94,7 +94,7 @@ class Seen:
         for item in ledger_kind(cloud, "DATASET#") + ledger_kind(cloud, "QUARANTINE#"):
             if self._first(item["pk"] + item["sk"]):
                 yield describe_upload(item)
-        for execution in executions(cloud):
+        for execution in executions(cloud, known=frozenset(self._keys)):
             if self._first(execution["arn"]):
                 yield describe_execution(execution)
         for dead in cloud.dead_letters[self._dead_letters:]:

@@ -23,7 +23,7 @@ PRICES = Prices({"training": {"ml.m5.xlarge": 0.23}, "processing": {"ml.m5.large
 
 def point(days: float, metric: float | None, served_days: float | None = None) -> Point:
     return Point(T0 + timedelta(days=days + 2), T0 + timedelta(days=days if served_days is None else served_days),
-                 "arn:pkg/1", metric)
+                 "arn:pkg/1", metric, "MONITOR#test")
 
 
 def test_cost_is_seconds_times_instances_times_the_hourly_price_and_endpoint_hours_in_simulated_time():

@@ -46,6 +46,13 @@ def test_never_stays_degraded_under_concept_drift_while_configured_retrains_on_i
     assert configured["timeline"][1]["model_package_arn"] != never["timeline"][1]["model_package_arn"]
     assert configured["timeline"][1]["metric"] > 0.75 > never["timeline"][1]["metric"]
     assert never["hours_below_threshold"] > configured["hours_below_threshold"]
+    # And each batch's metric is the product's own where a monitoring execution judged it: the first batch's is
+    # the quality job's figure in the MONITOR item of 01-19; the second's labels came after the last monitor, so
+    # the backtest scored it (with the quality job's code) and says so
+    judged = configured["decisions"][-1]
+    assert configured["timeline"][0]["source"] == f"MONITOR#{judged['at']}#{judged['execution']}"
+    assert configured["timeline"][0]["metric"] == round(judged["realized"]["auc"], 6)
+    assert all(result["timeline"][1]["source"].startswith("backtest: ") for result in (configured, never))
     assert never["mean_metric"] < configured["mean_metric"]
 
     # And the figures are the job records' and the endpoint's: compute is the jobs' seconds, cost their price

@@ -30,6 +30,8 @@ import boto3
 import yaml
 from moto import mock_aws
 from moto.s3.models import s3_backends
+from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from .. import iam
 from ..code import code_version, publish_code
@@ -143,7 +145,8 @@ class LocalCloud:
             patch_moto_hosting(self.hosting),
             patch_moto_registry(REGION),
             patch_moto_events(self._deliver),
-            patch_engine(self.clock, poll_seconds=0.05),
+            # A .sync task wakes when its job ends; the poll only bounds how late it sees a stopped execution.
+            patch_engine(self.clock, poll_seconds=1.0, wait_for_job=self.jobs.wait_for_end),
         ]
         self.resources = deploy_template(self)
         self.audit.state_machines = {arn: name for name, arn in self.resources.state_machines.items()}
@@ -302,11 +305,9 @@ class LocalCloud:
     def busy(self) -> dict[str, int]:
         with self._pending_lock:
             pending = sum(1 for f in self._pending if not f.done())
-        sfn = self.client("stepfunctions")
-        running = 0
-        for machine in sfn.list_state_machines()["stateMachines"]:
-            running += len(sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
-                                               statusFilter="RUNNING")["executions"])
+        # Read from moto's engine, not through ListExecutions: wait_idle asks every poll, and each API call
+        # (serialised, audited) took CPU from the jobs it waits for.
+        running = len(stepfunctions_parser_backends[ACCOUNT_ID][REGION]._get_executions(ExecutionStatus.RUNNING))
         return {"deliveries": pending, "executions": running, "jobs": self.jobs.running,
                 "endpoints": self.hosting.busy}
 

@@ -5,15 +5,28 @@ manifest, all of it or an instance's share), outputs, and a code archive fetched
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+_clients: dict[tuple[str | None, ...], Any] = {}
+_clients_lock = threading.Lock()
+_CHUNK = 1 << 20
+
 
 def s3_client() -> Any:
-    return boto3.client("s3")
+    """One client per region and credentials: making one costs more than most of the transfers it makes (every
+    file of every job's inputs and outputs), and clients are thread-safe once made."""
+    key = tuple(os.environ.get(name) for name in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"))
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = boto3.client("s3")
+        return _clients[key]
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -51,7 +64,21 @@ def _objects(uri: str, data_type: str) -> list[tuple[str, str, str]]:
 
 def _fetch(bucket: str, key: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    s3_client().download_file(bucket, key, str(path))
+    get_file(bucket, key, path)
+
+
+def get_file(bucket: str, key: str, path: Path) -> None:
+    """One GetObject streamed to the file, in this thread: boto3's download_file starts and joins a thread pool
+    for every file (and asks HeadObject first), which cost more than the job's small files themselves."""
+    body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+    with open(path, "wb") as handle:
+        shutil.copyfileobj(body, handle, _CHUNK)
+
+
+def put_file(path: Path, bucket: str, key: str) -> None:
+    """One PutObject from the file, in this thread (see get_file)."""
+    with open(path, "rb") as handle:
+        s3_client().put_object(Bucket=bucket, Key=key, Body=handle)
 
 
 def fetch_code(location: str, sandbox: Path, isolated: bool) -> Path | None:
@@ -62,7 +89,7 @@ def fetch_code(location: str, sandbox: Path, isolated: bool) -> Path | None:
     bucket, key = split_s3_uri(location)
     archive = sandbox / "fetched-code" / Path(key).name
     archive.parent.mkdir(parents=True, exist_ok=True)
-    s3_client().download_file(bucket, key, str(archive))
+    get_file(bucket, key, archive)
     return archive
 
 
@@ -71,4 +98,4 @@ def upload_dir(local: Path, uri: str) -> None:
     for path in sorted(local.rglob("*")):
         if path.is_file():
             key = f"{prefix.rstrip('/')}/{path.relative_to(local).as_posix()}"
-            s3_client().upload_file(str(path), bucket, key)
+            put_file(path, bucket, key)

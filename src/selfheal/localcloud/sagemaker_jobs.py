@@ -36,7 +36,7 @@ from . import cluster
 from .container import ContainerStartFailed, Started, container_env, start_user_code
 from .faults import Faults
 from .instance_rules import volume_key_refusal
-from .s3_data import download, fetch_code, s3_client, split_s3_uri, upload_dir
+from .s3_data import download, fetch_code, put_file, split_s3_uri, upload_dir
 
 OPT_ML = "/opt/ml"
 _POLL_SECONDS = 0.05  # how often a running job's processes are checked
@@ -179,6 +179,7 @@ class JobService:
         self._python = python
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="sagemaker-job")
         self._lock = threading.Lock()
+        self._ended = threading.Condition()
 
     # -- API ----------------------------------------------------------------------------------
 
@@ -208,6 +209,12 @@ class JobService:
         job = self.get(name, kind)
         job.stop_requested = True
         job.kill()
+
+    def wait_for_end(self, name: str, seconds: float) -> None:
+        """Return when the named job has ended, or after `seconds` (a `.sync` task's poll, without spinning)."""
+        with self._ended:
+            self._ended.wait_for(lambda: (job := self.jobs.get(name)) is not None and job.status in _TERMINAL,
+                                 timeout=seconds)
 
     @property
     def running(self) -> int:
@@ -280,7 +287,9 @@ class JobService:
         job.ended = dt.datetime.now(dt.UTC)
         if job.kind == "training" and status != "Stopped":
             job.secondary_status = status
-        job.status = status
+        with self._ended:
+            job.status = status
+            self._ended.notify_all()
 
     def _execute(self, job: Job, timeout: float) -> bool:
         """Run every host's process at once until all succeed, one fails (the others are then stopped, as
@@ -412,7 +421,7 @@ class JobService:
         with tarfile.open(archive, "w:gz") as tar:
             for path in sorted(model.rglob("*")):
                 tar.add(path, arcname=str(path.relative_to(model)), recursive=False)
-        s3_client().upload_file(str(archive), bucket, key)
+        put_file(archive, bucket, key)
 
 
 def host_failure(host: Host) -> str:

@@ -104,10 +104,15 @@ def _json_native(value: Any) -> Any:
     return value
 
 
+def _sleep(job_name: str, seconds: float) -> None:
+    time.sleep(seconds)
+
+
 class StateTaskServiceSageMaker(StateTaskServiceCallback):
-    def __init__(self, poll_seconds: float) -> None:
+    def __init__(self, poll_seconds: float, wait: Callable[[str, float], None] = _sleep) -> None:
         super().__init__(supported_integration_patterns={ResourceCondition.Sync})
         self._poll_seconds = poll_seconds
+        self._wait = wait  # (job name, at most seconds): returns early when the job may have ended
 
     def _get_supported_parameters(self) -> set[str] | None:
         action = self.resource.api_action[:1].upper() + self.resource.api_action[1:]
@@ -145,12 +150,13 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
         # moto's base loop needs a task-token endpoint even for .sync; SageMaker only offers .sync, so poll
         # Describe* directly. The state's TimeoutSeconds still bounds this (the engine enforces it).
         resolve = self._build_sync_resolver(env, resource_runtime_part, normalised_parameters, state_credentials)
+        name = normalised_parameters[_SYNC_JOBS[self._get_boto_service_action()][1]]
         while env.is_running():
             result = resolve()
             if result is not None:
                 env.stack.append(result)
                 return
-            time.sleep(self._poll_seconds)
+            self._wait(name, self._poll_seconds)
 
     def _build_sync_resolver(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
                              state_credentials: Any) -> Callable[[], Any]:
@@ -177,15 +183,17 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
         return resolve
 
 
-def patch_engine(clock: Clock, poll_seconds: float) -> Callable[[], None]:
-    """Install the SageMaker integration and the clock in moto's engine; returns the undo."""
+def patch_engine(clock: Clock, poll_seconds: float, wait_for_job: Callable[[str, float], None] = _sleep,
+                 ) -> Callable[[], None]:
+    """Install the SageMaker integration and the clock in moto's engine; returns the undo. A `.sync` task looks
+    at its job every `poll_seconds`, or sooner when `wait_for_job` (job name, seconds) returns early."""
     original_factory = state_task_factory.state_task_service_for
     original_sleep = retrier_decl.time
     original_wait = wait_function.WaitFunction._wait_interval
 
     def service_for(service_name: str) -> Any:
         if service_name == "sagemaker":
-            return StateTaskServiceSageMaker(poll_seconds)
+            return StateTaskServiceSageMaker(poll_seconds, wait_for_job)
         return original_factory(service_name=service_name)
 
     class _ScaledTime:
