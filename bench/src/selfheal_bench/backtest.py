@@ -34,13 +34,15 @@ import pandas as pd
 from selfheal_shared.config import load_config
 from selfheal_shared.errors import ConfigError
 
+from selfheal.project import find_project
+
 from . import backtest_figures as figures
 from .backtest_html import write_backtest_html
 from .html_report import write_html
 from .localcloud import LocalCloud
-from .localcloud.cloud import REPO_ROOT, IdleTimeout
+from .localcloud.cloud import IdleTimeout
 from .report import build_report, ledger_items, problems
-from .runner import STATEMACHINES, STEP_TIMEOUT_SECONDS, Print, Seen, run_step, send_labels
+from .runner import STEP_TIMEOUT_SECONDS, Print, Seen, run_step, send_labels
 from .scenario import INFERENCE_ID, Scenario, Step
 from .simclock import SimulatedClock, simulated_time
 
@@ -174,7 +176,7 @@ class Replay:
             summary = self.summarize(cloud, report, clock.now)
         report["problems"] = problems(report) + self.timeouts
         (self.out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-        write_html(report, self.out / "report.html", STATEMACHINES)
+        write_html(report, self.out / "report.html", cloud.root / "statemachines")
         return summary | {"problems": report["problems"]}
 
     # -- the history ---------------------------------------------------------------------------------
@@ -383,7 +385,7 @@ def realized_metric(cloud: LocalCloud, model: str, run_id: str, ground_truth_key
 
 def _ml_module(name: str) -> ModuleType:
     """A job script's module, imported as its container does (ml/ on the path)."""
-    folder = str(REPO_ROOT / "ml")
+    folder = str(find_project() / "ml")
     if folder not in sys.path:
         sys.path.append(folder)
     return importlib.import_module(name)

@@ -1,7 +1,7 @@
 """A generated history for `selfheal backtest`: a first dataset, then one batch of traffic a week whose labels
 arrive days later, while the relation between the features and churn turns gradually (concept drift).
 
-    python -m selfheal.backtest_example DIR [--weeks 26] [--rows 400] [--no-drift]
+    python -m selfheal_bench.backtest_example DIR [--weeks 26] [--rows 400] [--no-drift]
 
 writes DIR/history.yaml and its data files. Each week: traffic on the week's second day, its labels on the
 fourth; the model's monitor runs weekly from its first deployment (rate(7 days)), on the first day.
@@ -60,7 +60,8 @@ def write_history(folder: Path, weeks: int = 26, rows: int = 400, seed: int = 7,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m selfheal.backtest_example", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m selfheal_bench.backtest_example",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--weeks", type=int, default=26)
     parser.add_argument("--rows", type=int, default=400, help="requests a week")

@@ -13,8 +13,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from .graph import END, START, Graph, Status, load_graph
-from .graph_svg import to_svg
+from selfheal.graph import END, START, Graph, Status, load_graph
+from selfheal.graph_svg import to_svg
+
 from .page import render_page, ticks
 
 DEFAULT_DRIFT_THRESHOLD = 0.1  # Model Monitor's default for baseline drift

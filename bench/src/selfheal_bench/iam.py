@@ -27,13 +27,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from selfheal.project import TEMPLATE, find_project
+
 from .intrinsics import NO_VALUE, Intrinsics
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 PARTITION = "aws"
 STACK_NAME = "selfheal"
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 # resolver(logical_id, attribute) -> physical value, or None for the default naming.
 # attribute is None for Ref, else the GetAtt attribute ("Arn", "Name", ...).
@@ -187,7 +188,7 @@ class TemplatePolicies:
 
     def __init__(
         self,
-        template: Path | str = TEMPLATE,
+        template: Path | str | None = None,
         *,
         account_id: str = ACCOUNT_ID,
         region: str = REGION,
@@ -201,7 +202,7 @@ class TemplatePolicies:
         self.partition = partition
         self.stack_name = stack_name
         self._resolver = resolver
-        path = Path(template).resolve()
+        path = Path(template or find_project() / TEMPLATE).resolve()
         raw = _decode(str(path), path.stat().st_mtime_ns)
         self._parameters = self._parameter_values(raw.get("Parameters", {}), parameters or {})
         # Shared between instances (never modified): transforming takes a second or more.
@@ -456,7 +457,7 @@ def _sam_transform(path: str, mtime_ns: int, pseudo: tuple[tuple[str, str], ...]
         metrics.publish()  # the translator's metrics go nowhere; publishing just empties them
 
 
-def load(template: Path | str = TEMPLATE, **options: Any) -> TemplatePolicies:
+def load(template: Path | str | None = None, **options: Any) -> TemplatePolicies:
     """Read and transform `template` (options: account_id, region, partition, stack_name,
     parameters, resolver)."""
     return TemplatePolicies(template, **options)

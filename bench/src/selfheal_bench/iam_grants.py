@@ -5,7 +5,7 @@ new action, a wider resource, a dropped condition, a new principal) or a Deny go
 reviewing a change to the policies, rewrite the snapshot and commit it with the change (one grant per line,
 so the diff shows exactly what changed):
 
-    make iam-grants        # or: .venv/bin/python -m selfheal.iam_grants
+    make iam-grants        # or: .venv/bin/python -m selfheal_bench.iam_grants
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .iam import TEMPLATE, Statement, TemplatePolicies, load, matches
+from selfheal.project import find_project
 
-SNAPSHOT = Path(__file__).resolve().parents[2] / "tests" / "template" / "iam_grants.jsonl"
+from .iam import Statement, TemplatePolicies, load, matches
+
+SNAPSHOT = Path("tests") / "template" / "iam_grants.jsonl"  # in the project folder
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 IMAGES = {
@@ -33,7 +35,7 @@ Grant = dict[str, Any]
 
 
 def view(variant: str) -> TemplatePolicies:
-    return load(TEMPLATE, account_id=ACCOUNT, region=REGION, parameters=VARIANTS[variant])
+    return load(account_id=ACCOUNT, region=REGION, parameters=VARIANTS[variant])
 
 
 def grants(policies: TemplatePolicies) -> list[Grant]:
@@ -73,12 +75,13 @@ def widened(current: list[Grant], reviewed: list[Grant]) -> list[Grant]:
             + [g | {"missing": True} for g in reviewed if g["effect"] == "Deny" and g not in current])
 
 
-def reviewed(variant: str, snapshot: Path = SNAPSHOT) -> list[Grant]:
+def reviewed(variant: str, snapshot: Path | None = None) -> list[Grant]:
+    snapshot = snapshot or find_project() / SNAPSHOT
     lines = [json.loads(line) for line in snapshot.read_text().splitlines()]
     return [{k: v for k, v in line.items() if k != "variants"} for line in lines if variant in line["variants"]]
 
 
-def write(snapshot: Path = SNAPSHOT) -> None:
+def write(snapshot: Path) -> None:
     by_grant: dict[str, list[str]] = {}
     for variant in VARIANTS:
         for grant in grants(view(variant)):
@@ -88,7 +91,7 @@ def write(snapshot: Path = SNAPSHOT) -> None:
 
 
 def main() -> int:
-    write()
+    write(find_project() / SNAPSHOT)
     print(f"wrote {SNAPSHOT}: review its diff (git diff {SNAPSHOT.name}) and commit it with the policy change",
           file=sys.stderr)
     return 0

@@ -22,7 +22,7 @@ GREY = "#545b64"
 
 @cache
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("selfheal", "templates"), autoescape=True,
+    env = Environment(loader=PackageLoader("selfheal_bench", "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(seconds=seconds, clock=clock, number=number, shorten=shorten, colour=colour,
                        package=package_name, json_data=json_data)

@@ -21,13 +21,12 @@ from botocore.exceptions import ClientError
 
 from .html_report import write_html
 from .localcloud import LocalCloud
-from .localcloud.cloud import REPO_ROOT, IdleTimeout
+from .localcloud.cloud import IdleTimeout
 from .report import build_report, endpoint_name, executions, failure_of, ledger_kind, one_line, problems
 from .scenario import INFERENCE_ID, Scenario, Step
 
 Print = Callable[[str], None]
 STEP_TIMEOUT_SECONDS = 900
-STATEMACHINES = REPO_ROOT / "statemachines"
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, echo: Print = print,
@@ -60,7 +59,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, echo: Print = print,
         report = build_report(cloud, scenario.models, traffic)
     report["problems"] = problems(report) + timeouts
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    write_html(report, out_dir / "report.html", STATEMACHINES)
+    write_html(report, out_dir / "report.html", cloud.root / "statemachines")
     return report
 
 

@@ -27,12 +27,12 @@ import xgboost as xgb
 import yaml
 from selfheal_shared import ledger
 
+from selfheal.project import find_project
+
 from .datagen import churn_frame
 from .localcloud import LocalCloud
-from .localcloud.cloud import REPO_ROOT
 from .localcloud.template import ACCOUNT_ID, REGION
 
-EVENTS = REPO_ROOT / "events"
 MODEL = "churn"
 CHURN = {"target": "churned", "problem": "binary", "metric": {"name": "auc", "threshold": 0.75}}
 ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/selfheal-local-SageMakerExecutionRole"
@@ -103,7 +103,7 @@ class Scene:
 def sample_model(frame: pd.DataFrame, target: str, problem: str) -> bytes:
     """model.tar.gz as ml/train.py lays it out (xgboost-model, transform.json, the serving scripts),
     from a few boosting rounds on `frame`: enough to serve real predictions, quick to make."""
-    train = import_isolated(REPO_ROOT / "ml" / "train.py", "selfheal_sample_train")
+    train = import_isolated(find_project() / "ml" / "train.py", "selfheal_sample_train")
     transform = train.FeatureTransform.fit(frame, target, problem)
     data = xgb.DMatrix(transform.apply(frame), label=transform.encode_target(frame[target]))
     booster = xgb.train(train.xgboost_params(problem, transform, {"max_depth": 3}), data, num_boost_round=10)
@@ -179,7 +179,7 @@ def _serving(scene: Scene, event: dict[str, Any]) -> None:
     now = datetime.now(UTC)
     run = "churn-upload-1a2b3c4d5e6f"
     artifacts = f"s3://{scene.cloud.bucket}/artifacts/{MODEL}/{run}"
-    baseline = import_isolated(REPO_ROOT / "ml" / "baseline.py", "selfheal_sample_baseline")
+    baseline = import_isolated(find_project() / "ml" / "baseline.py", "selfheal_sample_baseline")
     frame = churn_frame(300, seed=3)
     statistics, constraints = baseline.build_baseline(frame.drop(columns=["churned"]))
     scene.json(f"{artifacts}/preprocess/baseline/statistics.json", statistics)
@@ -305,7 +305,7 @@ WORLDS: dict[str, Callable[[Scene, dict[str, Any]], None]] = {
 def sample_name(event_path: Path) -> str | None:
     """events/<function>/<file> for a sample event of this project, else None (a user's own event)."""
     try:
-        return event_path.resolve().relative_to(EVENTS).as_posix()
+        return event_path.resolve().relative_to(find_project() / "events").as_posix()
     except ValueError:
         return None
 

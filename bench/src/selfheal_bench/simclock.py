@@ -27,10 +27,11 @@ from types import ModuleType
 from typing import Any
 from unittest import mock
 
-from .localcloud import LocalCloud
-from .localcloud.cloud import REPO_ROOT
+from selfheal.project import find_project
 
-PRODUCT_FOLDERS = (REPO_ROOT / "functions", REPO_ROOT / "layers")
+from .localcloud import LocalCloud
+
+PRODUCT_FOLDERS = ("functions", "layers")  # in the project folder
 
 
 @dataclass
@@ -74,4 +75,5 @@ def product_clock_readers() -> list[ModuleType]:
 
 
 def _in_product(file: str | None) -> bool:
-    return file is not None and any(Path(file).resolve().is_relative_to(folder) for folder in PRODUCT_FOLDERS)
+    root = find_project()
+    return file is not None and any(Path(file).resolve().is_relative_to(root / folder) for folder in PRODUCT_FOLDERS)

@@ -1,7 +1,7 @@
 """Every AWS API call a function or a state machine makes on the local cloud, with the IAM actions and
 resources it needs; and, at the same point, the API errors AWS documents, injected on purpose.
 
-Checking the calls against template.yaml's roles (selfheal.iam) proves least privilege at runtime: a
+Checking the calls against template.yaml's roles (selfheal_bench.iam) proves least privilege at runtime: a
 function that calls something its role does not grant fails the check here instead of on AWS. What a
 call needs includes what the service checks on the caller's behalf (on_behalf.py); those checks AWS
 makes when the call is made, so here too: the call is refused when the caller's role lacks one. A call
@@ -79,7 +79,7 @@ class Call:
         return {}
 
 
-# What the audit checks a caller's grants with: selfheal.iam.TemplatePolicies.allowed.
+# What the audit checks a caller's grants with: selfheal_bench.iam.TemplatePolicies.allowed.
 Allowed = Callable[[str, str, str, dict[str, str]], bool]
 
 

@@ -31,8 +31,10 @@ import yaml
 from moto import mock_aws
 from moto.s3.models import s3_backends
 
+from selfheal.code import code_version, publish_code
+from selfheal.project import find_project
+
 from .. import iam
-from ..code import code_version, publish_code
 from .async_invoke import AsyncInvoker, DeadLetter
 from .audit import CallAudit
 from .clock import Clock
@@ -54,7 +56,6 @@ from .sagemaker_jobs import JobService
 from .sfn_integrations import patch_engine
 from .template import ACCOUNT_ID, REGION, Template, TemplateError
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCAL_PARAMETERS = {
     # The local cloud runs every image's script with this machine's Python; the names only label it.
     "XGBoostImageUri": "local/sagemaker-xgboost:3.0-5",
@@ -78,16 +79,16 @@ class IdleTimeout(TimeoutError):
 
 
 class LocalCloud:
-    def __init__(self, work_dir: Path, root: Path = REPO_ROOT, time_scale: float = 0.001,
+    def __init__(self, work_dir: Path, root: Path | None = None, time_scale: float = 0.001,
                  parameters: dict[str, str] | None = None, stack_name: str = "selfheal-local",
                  concurrency_quota: int = DEFAULT_CONCURRENCY_QUOTA) -> None:
-        self.root = root
+        self.root = root = root or find_project()
         # Job processes run with their sandbox as working directory: a relative path would double.
         self.work_dir = Path(work_dir).resolve()
         self.time_scale = time_scale
         self.concurrency_quota = concurrency_quota
-        self.template = Template.load(root / "template.yaml", stack_name,
-                                      LOCAL_PARAMETERS | {"CodeVersion": code_version()} | (parameters or {}))
+        code = {"CodeVersion": code_version(root / "ml")}
+        self.template = Template.load(root / "template.yaml", stack_name, LOCAL_PARAMETERS | code | (parameters or {}))
         self.faults = Faults(self.template.of_type("AWS::Serverless::Function"))
         self.audit = CallAudit(self.faults, allowed=lambda: self.policies().allowed)
         self.router = FunctionRouter(self.work_dir / "logs", self.faults, acting_as=self.audit.acting_as)
@@ -202,8 +203,9 @@ class LocalCloud:
             except TemplateError:
                 return None  # resources SAM adds (layers, generated roles): the default naming
 
-        return iam.load(account_id=ACCOUNT_ID, region=REGION, stack_name=self.template.stack_name,
-                        parameters={k: str(v) for k, v in self.template.parameters.items()}, resolver=resolver)
+        return iam.load(self.root / "template.yaml", account_id=ACCOUNT_ID, region=REGION,
+                        stack_name=self.template.stack_name, resolver=resolver,
+                        parameters={k: str(v) for k, v in self.template.parameters.items()})
 
     @property
     def bucket(self) -> str:

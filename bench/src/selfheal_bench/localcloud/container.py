@@ -20,7 +20,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from selfheal.project import find_project
+
 START_CONTAINER = Path(__file__).resolve().parent / "toolkit" / "start_container.py"
 _START_TIMEOUT_SECONDS = 120
 
@@ -50,7 +51,7 @@ class Started:
 
 
 def toolkit_python() -> Path:
-    python = Path(os.environ.get("SELFHEAL_TOOLKIT_PYTHON", REPO_ROOT / ".venv-toolkit" / "bin" / "python"))
+    python = Path(os.environ.get("SELFHEAL_TOOLKIT_PYTHON", find_project() / ".venv-toolkit" / "bin" / "python"))
     if not python.exists():
         raise ToolkitMissing(f"{python} does not exist: `make setup` installs the containers' toolkit "
                              "(sagemaker-containers on Python 3.9) the local cloud starts containers with")

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .template import function_ids
+from selfheal.project import find_project
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
+from .template import function_ids
 
 _API_LIMITS = {"throttle": "ThrottlingException", "limit": "ResourceLimitExceeded"}
 _JOB = {
@@ -55,7 +55,7 @@ class UnknownFault(ValueError):
 
 
 @functools.cache
-def template_functions(path: Path = TEMPLATE) -> frozenset[str]:
+def template_functions(path: Path) -> frozenset[str]:
     """The logical ids of the template's functions, read from the file alone (no cloud needed)."""
     return function_ids(path)
 
@@ -67,7 +67,7 @@ def describe(target: str, kind: str, functions: Iterable[str] | None = None) -> 
     if kinds is None:
         raise UnknownFault(f"unknown fault target {target!r} (known: {', '.join(sorted(KINDS))})")
     if target.startswith("lambda:"):
-        known = template_functions() if functions is None else frozenset(functions)
+        known = template_functions(find_project() / "template.yaml") if functions is None else frozenset(functions)
         if target.removeprefix("lambda:") not in known:
             raise UnknownFault(f"{target}: no such function (known: {', '.join(sorted(known))})")
     if target.startswith("api:"):

@@ -14,7 +14,6 @@ variables and nobody else's, and a handler module is imported once, under a lock
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -31,6 +30,7 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from ..code_roots import import_from
 from .faults import Faults
 
 # Faults the Lambda service reports under these names (Step Functions sees them as Lambda.<name>), with the
@@ -179,18 +179,7 @@ class FunctionRouter:
 
     @staticmethod
     def _import(spec: FunctionSpec, module_name: str) -> ModuleType:
-        path = spec.code_dir / f"{module_name.replace('.', '/')}.py"
-        module_spec = importlib.util.spec_from_file_location(f"selfheal_fn_{spec.logical_id}", path)
-        if module_spec is None or module_spec.loader is None:
-            raise FileNotFoundError(path)
-        module = importlib.util.module_from_spec(module_spec)
-        # Handlers import modules beside them, as in the Lambda package.
-        sys.path.insert(0, str(spec.code_dir))
-        try:
-            module_spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(spec.code_dir))
-        return module
+        return import_from(spec.code_dir, f"{module_name.replace('.', '/')}.py", f"selfheal_fn_{spec.logical_id}")
 
     @contextlib.contextmanager
     def _environment(self, spec: FunctionSpec) -> Iterator[None]:
