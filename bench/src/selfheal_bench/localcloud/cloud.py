@@ -42,7 +42,8 @@ from .container import toolkit_python
 from .deploy import deploy_template
 from .eventbridge import patch_moto_events
 from .faults import Faults
-from .hosting import HostingService, patch_moto_hosting
+from .hosting import HostingService
+from .hosting_api import patch_moto_hosting
 from .lambdas import (
     FunctionRouter,
     FunctionSpec,
