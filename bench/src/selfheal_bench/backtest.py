@@ -18,10 +18,9 @@ the capture: see backtest_figures.py for the arithmetic.
 from __future__ import annotations
 
 import copy
-import importlib
+import functools
 import json
 import re
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from selfheal.project import find_project
 
 from . import backtest_figures as figures
 from .backtest_html import write_backtest_html
+from .code_roots import import_from
 from .html_report import write_html
 from .localcloud import LocalCloud
 from .localcloud.cloud import IdleTimeout
@@ -365,7 +365,7 @@ def parse_time(text: str) -> datetime:
 
 def realized_metric(cloud: LocalCloud, model: str, run_id: str, ground_truth_key: str, metric: str) -> float | None:
     """ml/quality.py's join of the model's captured predictions with one ground-truth file, and its metric."""
-    quality = _ml_module("quality")
+    quality = _quality()
     s3 = cloud.client("s3")
     run = ledger_item(cloud, model, f"RUN#{run_id}") or {}
     artifacts = str(run["artifacts_uri"]).removeprefix(f"s3://{cloud.bucket}/").rstrip("/")
@@ -383,12 +383,10 @@ def realized_metric(cloud: LocalCloud, model: str, run_id: str, ground_truth_key
     return None if value is None else round(float(value), 6)
 
 
-def _ml_module(name: str) -> ModuleType:
-    """A job script's module, imported as its container does (ml/ on the path)."""
-    folder = str(find_project() / "ml")
-    if folder not in sys.path:
-        sys.path.append(folder)
-    return importlib.import_module(name)
+@functools.cache
+def _quality() -> ModuleType:
+    """ml/quality.py, imported as its container does (beside its siblings), once."""
+    return import_from(find_project() / "ml", "quality.py", "selfheal_backtest_quality", isolated=True)
 
 
 def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:

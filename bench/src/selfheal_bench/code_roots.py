@@ -15,19 +15,27 @@ from pathlib import Path
 from types import ModuleType
 
 
-def import_from(code_dir: Path, file: str, module_name: str) -> ModuleType:
-    """code_dir/file imported under `module_name`, with code_dir on the path while it loads (its siblings)."""
+def import_from(code_dir: Path, file: str, module_name: str, isolated: bool = False) -> ModuleType:
+    """code_dir/file imported under `module_name`, with code_dir on the path while it loads (its siblings).
+    `isolated`: its siblings are imported afresh from code_dir and forgotten afterwards, so a job script of
+    another checkout (or the tests' own imports of ml/) cannot lend it theirs."""
     path = code_dir / file
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(path)
-    module = importlib.util.module_from_spec(spec)
+    siblings = {p.stem for p in code_dir.glob("*.py")} if isolated else set()
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name in siblings}
     sys.path.insert(0, str(code_dir))
     try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses and pickling look their module up by name
         spec.loader.exec_module(module)
+        return module
     finally:
         sys.path.remove(str(code_dir))
-    return module
+        for name in siblings:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
 
 
 def code_roots(project: Path) -> list[Path]:

@@ -10,16 +10,13 @@ ledger holds the items the function reads; an endpoint serves a model trained on
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -29,6 +26,7 @@ from selfheal_shared import ledger
 
 from selfheal.project import find_project
 
+from .code_roots import import_from
 from .datagen import churn_frame
 from .localcloud import LocalCloud
 from .localcloud.template import ACCOUNT_ID, REGION
@@ -103,7 +101,7 @@ class Scene:
 def sample_model(frame: pd.DataFrame, target: str, problem: str) -> bytes:
     """model.tar.gz as ml/train.py lays it out (xgboost-model, transform.json, the serving scripts),
     from a few boosting rounds on `frame`: enough to serve real predictions, quick to make."""
-    train = import_isolated(find_project() / "ml" / "train.py", "selfheal_sample_train")
+    train = import_from(find_project() / "ml", "train.py", "selfheal_sample_train", isolated=True)
     transform = train.FeatureTransform.fit(frame, target, problem)
     data = xgb.DMatrix(transform.apply(frame), label=transform.encode_target(frame[target]))
     booster = xgb.train(train.xgboost_params(problem, transform, {"max_depth": 3}), data, num_boost_round=10)
@@ -179,7 +177,7 @@ def _serving(scene: Scene, event: dict[str, Any]) -> None:
     now = datetime.now(UTC)
     run = "churn-upload-1a2b3c4d5e6f"
     artifacts = f"s3://{scene.cloud.bucket}/artifacts/{MODEL}/{run}"
-    baseline = import_isolated(find_project() / "ml" / "baseline.py", "selfheal_sample_baseline")
+    baseline = import_from(find_project() / "ml", "baseline.py", "selfheal_sample_baseline", isolated=True)
     frame = churn_frame(300, seed=3)
     statistics, constraints = baseline.build_baseline(frame.drop(columns=["churned"]))
     scene.json(f"{artifacts}/preprocess/baseline/statistics.json", statistics)
@@ -322,21 +320,3 @@ def seed(cloud: LocalCloud, function: str, event_path: Path, event: dict[str, An
     return scene.seeded
 
 
-def import_isolated(path: Path, module_name: str) -> ModuleType:
-    """Import one of ml/'s job scripts with its own sibling modules (features.py)."""
-    siblings = {p.stem for p in path.parent.glob("*.py")}
-    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name in siblings}
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise FileNotFoundError(path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # dataclasses and pickling look their module up by name
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(path.parent))
-        for name in siblings:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)

@@ -27,8 +27,6 @@ from types import ModuleType
 from typing import Any
 from unittest import mock
 
-from selfheal.project import find_project
-
 from .localcloud import LocalCloud
 
 PRODUCT_FOLDERS = ("functions", "layers")  # in the project folder
@@ -59,7 +57,7 @@ def simulated_time(cloud: LocalCloud, clock: SimulatedClock) -> Iterator[Simulat
         cloud.router.module(spec.logical_id)
     saved = cloud.calendar
     with contextlib.ExitStack() as patches:
-        for module in product_clock_readers():
+        for module in product_clock_readers(cloud.root):
             patches.enter_context(mock.patch.object(module, "datetime", Simulated))
         cloud.calendar = lambda: clock.now.astimezone(UTC)
         try:
@@ -68,12 +66,13 @@ def simulated_time(cloud: LocalCloud, clock: SimulatedClock) -> Iterator[Simulat
             cloud.calendar = saved
 
 
-def product_clock_readers() -> list[ModuleType]:
-    """The loaded product modules whose `datetime` is the standard one (so `datetime.now` reads the clock)."""
+def product_clock_readers(root: Path) -> list[ModuleType]:
+    """The loaded product modules (of the project at `root`) whose `datetime` is the standard one (so
+    `datetime.now` reads the clock)."""
+    folders = [root / folder for folder in PRODUCT_FOLDERS]
     return [module for module in list(sys.modules.values())
-            if getattr(module, "datetime", None) is datetime and _in_product(getattr(module, "__file__", None))]
+            if getattr(module, "datetime", None) is datetime and _in(getattr(module, "__file__", None), folders)]
 
 
-def _in_product(file: str | None) -> bool:
-    root = find_project()
-    return file is not None and any(Path(file).resolve().is_relative_to(root / folder) for folder in PRODUCT_FOLDERS)
+def _in(file: str | None, folders: list[Path]) -> bool:
+    return file is not None and any(Path(file).resolve().is_relative_to(folder) for folder in folders)
