@@ -7,7 +7,7 @@ CHECKOV_VENV := .venv-checkov
 DEPLOY_VENV := .venv-deploy
 BENCH_VENV := .venv-bench
 TOOLKIT_VENV := .venv-toolkit
-TOOLKIT_REQUIREMENTS := src/selfheal/localcloud/toolkit/requirements.txt
+TOOLKIT_REQUIREMENTS := bench/src/selfheal_bench/localcloud/toolkit/requirements.txt
 # sagemaker-containers imports on Python 3.9 only; pyenv's, or the system's python3.9.
 PYTHON39 ?= $(firstword $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.9*/bin/python) python3.9)
 SAM_CLI_VERSION := 1.170.0
@@ -19,16 +19,16 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: setup demo backtest test lint bench reliability deploy iam-grants clean
 
-## setup: .venv with the project, the local cloud and the test tools; the SAM CLI, checkov, the
+## setup: .venv with the product (the CLI), the bench (the local cloud, as the extra `bench`) and the test tools; the SAM CLI, checkov, the
 ## sagemaker SDK and the containers' toolkit each in an environment of its own (each pins versions the others
 ## fight over)
 setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(DEPLOY_VENV)/.installed \
 	$(TOOLKIT_VENV)/.installed chromium
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml bench/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e ./bench -e '.[dev,bench]'
 	touch $@
 
 # The SAM CLI pins exact versions of boto3, click and more: it gets an environment of its own.
@@ -71,7 +71,7 @@ demo: setup
 ## backtest: a generated 26-week history with gradual concept drift, replayed under the configured, never and
 ## always retraining policies (WEEKS=n for a shorter one; NO_DRIFT=1 for a history without drift)
 backtest: setup
-	$(VENV)/bin/python -m selfheal.backtest_example $(OUT)/backtest-history --weeks $(or $(WEEKS),26) \
+	$(VENV)/bin/python -m selfheal_bench.backtest_example $(OUT)/backtest-history --weeks $(or $(WEEKS),26) \
 		$(if $(NO_DRIFT),--no-drift)
 	$(VENV)/bin/selfheal backtest $(OUT)/backtest-history/history.yaml --out $(OUT)/backtest
 
@@ -97,12 +97,12 @@ bench: setup $(BENCH_VENV)/.installed
 
 ## reliability: the fault catalogue, hostile inputs, the burst and the storm, with what held (FULL=1: full sizes)
 reliability: setup
-	$(VENV)/bin/python -m selfheal.reliability $(if $(FULL),--full)
+	$(VENV)/bin/python -m selfheal_bench.reliability $(if $(FULL),--full)
 
 ## iam-grants: rewrite the reviewed IAM snapshot (tests/template/iam_grants.jsonl) after reviewing a policy change;
 ## the template tests only compare with it
 iam-grants: setup
-	$(VENV)/bin/python -m selfheal.iam_grants
+	$(VENV)/bin/python -m selfheal_bench.iam_grants
 
 ## deploy: build and deploy to AWS (ENV=dev|prod), publishing ml/ under its content hash
 deploy: setup

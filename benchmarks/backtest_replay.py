@@ -1,7 +1,7 @@
 """The backtest: `selfheal backtest`'s wall time for a generated history under the three policies, against the compute
 time of the SageMaker jobs the replays ran.
 
-The history is the README's worked example (selfheal.backtest_example: weekly traffic with gradual concept drift,
+The history is the README's worked example (selfheal_bench.backtest_example: weekly traffic with gradual concept drift,
 labels three days later), 26 weeks in a full run. Issue 13's goal: the three policies of a 26-batch history replay
 in under 10 minutes on 2 cores. The floor is what the replays cannot avoid: their jobs' own compute seconds (each
 policy's compute_seconds in backtest.json, the job records'). The replay runs in a child process (this file as a
@@ -61,9 +61,9 @@ def _judge(figure: Figure, measured: dict[str, Any]) -> None:
 
 def run(folder: Path, weeks: int) -> dict[str, Any]:
     # The child's imports: the parent needs none of the local cloud.
-    from selfheal.backtest import run_backtest
-    from selfheal.backtest_example import write_history
-    from selfheal.scenario import load_scenario
+    from selfheal_bench.backtest import run_backtest
+    from selfheal_bench.backtest_example import write_history
+    from selfheal_bench.scenario import load_scenario
 
     scenario = load_scenario(write_history(folder / "history", weeks=weeks))
     starts: dict[str, float] = {}

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from cfnlint.decode import decode
 from common import PYTHON, ROOT, ChildRun, Figure, Goal, Sizes, median, run_child
-
-from selfheal.localcloud.cloud import LOCAL_PARAMETERS
-from selfheal.localcloud.template import Template, TemplateError
+from selfheal_bench.localcloud.cloud import LOCAL_PARAMETERS
+from selfheal_bench.localcloud.template import Template, TemplateError
 
 GOAL = Goal("ratio", "<=", 1.3)
 FLOOR = "import boto3"

@@ -60,7 +60,7 @@ def _judge(figure: Figure, measured: dict[str, Any]) -> None:
 
 
 def run(out: Path, rows: int, seed: int) -> dict[str, Any]:
-    from selfheal.demo import run_demo  # the child's imports: the parent needs none of the local cloud
+    from selfheal_bench.demo import run_demo  # the child's imports: the parent needs none of the local cloud
 
     started = time.perf_counter()
     report = run_demo(out, rows=rows, seed=seed)

@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 from common import BENCH_ENV_COMMAND, PYTHON, ROOT, Figure, Goal, Sizes, bench_python, load_ml, median, run_child, timed
 from inference_speed import train_model
-
-from selfheal.datagen import TARGET, churn_frame
+from selfheal_bench.datagen import TARGET, churn_frame
 
 TOLERANCE = 0.03
 AGREEMENT_GOAL = Goal("ratio", ">=", 1.0)  # every batch NannyML estimates within the tolerance, selfheal too

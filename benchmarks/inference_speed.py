@@ -23,9 +23,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from common import Figure, Goal, Sizes, hot_spots, load_ml, median, timed
-
-from selfheal.datagen import TARGET, churn_frame
-from selfheal.demo import DEMO_CONFIG
+from selfheal_bench.datagen import TARGET, churn_frame
+from selfheal_bench.demo import DEMO_CONFIG
 
 BATCHES = (1, 100, 10_000)
 FORMATS = {"CSV": "text/csv", "JSON": "application/json"}

@@ -29,9 +29,10 @@ def setup_tool() -> Callable[[Path, str], Path]:
 # (sam, cfn-lint, checkov, bandit and the benchmarks' own environments, as subprocesses), `-m localcloud` ---------
 
 LOCAL_CLOUD_FOLDERS = {"e2e", "reliability", "localcloud", "benchmarks"}
-TOOL_FILES = {"test_lint.py", "test_deploy.py", "test_bandit_rules.py", "test_no_secrets.py"}
-LOCAL_CLOUD_FIXTURES = {"hosting", "jobs", "serve", "run_job", "module_hosting", "inbox"}
-LOCAL_CLOUD_WORDS = ("LocalCloud(", 'main(["local"', 'main(["demo"', "selfheal.localcloud")
+TOOL_FILES = {"test_lint.py", "test_deploy.py", "test_bandit_rules.py", "test_no_secrets.py", "test_product_wheel.py"}
+LOCAL_CLOUD_FIXTURES = {"hosting", "container_hosting", "jobs", "serve", "run_job", "module_hosting", "inbox",
+                        "local_cloud"}
+LOCAL_CLOUD_WORDS = ("LocalCloud(", 'main(["local"', 'main(["demo"', "selfheal_bench.localcloud")
 
 
 @cache

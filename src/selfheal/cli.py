@@ -17,10 +17,25 @@ from typing import Any
 from . import deploy
 from .console import library_logs_to
 from .outdir import WRITTEN, OutFolderError, prepare_out
+from .project import ProjectNotFound, find_project
 
-ROOT = Path(__file__).resolve().parents[2]
-STATEMACHINES = ROOT / "statemachines"
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
+BENCH_MISSING = ("selfheal {command}: needs the bench (the local cloud), which is not installed: "
+                 "pip install 'selfheal[bench]', or `make setup` in a checkout")
+
+
+class BenchMissing(Exception):
+    """A command that runs on the local cloud, without the bench installed: bad input (exit 2)."""
+
+
+def bench(command: str) -> None:
+    """Refuse `command` clearly when selfheal_bench is not installed; the commands import it lazily."""
+    try:
+        import selfheal_bench  # noqa: F401 - only whether it is there
+    except ModuleNotFoundError as missing:
+        if missing.name != "selfheal_bench":
+            raise
+        raise BenchMissing(BENCH_MISSING.format(command=command)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except OutFolderError as error:
+    except BenchMissing as error:
+        print(error, file=sys.stderr)
+        return BAD_INPUT
+    except (OutFolderError, ProjectNotFound) as error:
         print(f"selfheal: {error}", file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt:
@@ -80,14 +98,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "graph":
         from .graph_svg import write_graphs
 
-        for path in write_graphs(args.out.resolve(), STATEMACHINES):
+        for path in write_graphs(args.out.resolve(), find_project() / "statemachines"):
             print(path)
         return OK
     return deploy.run(args)
 
 
 def _local_run(scenario_path: Path, out: Path) -> int:
-    from .scenario import ScenarioError, load_scenario  # imports the local cloud (heavy): only when needed
+    bench("local run")
+    from selfheal_bench.scenario import ScenarioError, load_scenario  # the local cloud (heavy): only when needed
 
     try:
         scenario = load_scenario(scenario_path.resolve())
@@ -95,7 +114,7 @@ def _local_run(scenario_path: Path, out: Path) -> int:
         print(f"selfheal: invalid scenario: {error}", file=sys.stderr)
         return BAD_INPUT
     out = _out_folder(out)
-    from .runner import run_scenario
+    from selfheal_bench.runner import run_scenario
 
     with _library_logs(out):
         report = run_scenario(scenario, out)
@@ -103,9 +122,10 @@ def _local_run(scenario_path: Path, out: Path) -> int:
 
 
 def _backtest(scenario_path: Path, out: Path, policies_text: str) -> int:
-    from .backtest import POLICIES, BacktestError, check, parse_policies, run_backtest
-    from .backtest_figures import Prices
-    from .scenario import ScenarioError, load_scenario
+    bench("backtest")
+    from selfheal_bench.backtest import POLICIES, BacktestError, check, parse_policies, run_backtest
+    from selfheal_bench.backtest_figures import Prices
+    from selfheal_bench.scenario import ScenarioError, load_scenario
 
     try:
         policies = parse_policies(policies_text)
@@ -138,7 +158,8 @@ def describe_policy(name: str, result: dict[str, Any]) -> str:
 
 
 def _demo(out: Path, rows: int, seed: int) -> int:
-    from .demo import MIN_ROWS, run_demo
+    bench("demo")
+    from selfheal_bench.demo import MIN_ROWS, run_demo
 
     if rows < MIN_ROWS:
         print(f"selfheal demo: --rows {rows} is too few: the demo's model trains once {MIN_ROWS} new rows "
@@ -151,10 +172,10 @@ def _demo(out: Path, rows: int, seed: int) -> int:
 
 
 def _local_invoke(function: str, event_path: Path, out: Path) -> int:
-    from .localcloud.cloud import REPO_ROOT
-    from .localcloud.template import function_ids
+    bench("local invoke")
+    from selfheal_bench.localcloud.template import function_ids
 
-    known = function_ids(REPO_ROOT / "template.yaml")
+    known = function_ids(find_project() / "template.yaml")
     if function not in known:
         print(f"selfheal: no function {function} in template.yaml (known: {', '.join(sorted(known))})",
               file=sys.stderr)
@@ -165,9 +186,9 @@ def _local_invoke(function: str, event_path: Path, out: Path) -> int:
         print(f"selfheal: cannot read event {event_path}: {exc}", file=sys.stderr)
         return BAD_INPUT
     out = _out_folder(out)
-    from .localcloud import LocalCloud
-    from .localcloud.lambdas import FunctionError
-    from .samples import seed
+    from selfheal_bench.localcloud import LocalCloud
+    from selfheal_bench.localcloud.lambdas import FunctionError
+    from selfheal_bench.samples import seed
 
     with _library_logs(out), LocalCloud(out / "cloud") as cloud:
         seeded = seed(cloud, function, event_path, event)

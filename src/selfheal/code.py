@@ -14,7 +14,6 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-ML_DIR = Path(__file__).resolve().parents[2] / "ml"
 CODE_PREFIX = "code"
 SOURCEDIR = "sourcedir.tar.gz"
 
@@ -23,14 +22,14 @@ class CodeError(ValueError):
     """ml/ cannot be published as it is."""
 
 
-def code_files(ml_dir: Path = ML_DIR) -> list[Path]:
+def code_files(ml_dir: Path) -> list[Path]:
     files = sorted(p for p in ml_dir.glob("*.py") if p.is_file())
     if not files:
         raise CodeError(f"no job scripts (*.py) in {ml_dir}")
     return files
 
 
-def code_version(ml_dir: Path = ML_DIR) -> str:
+def code_version(ml_dir: Path) -> str:
     """Content hash of ml/*.py: names and bytes, in name order, so it is the same on any machine."""
     digest = hashlib.sha256()
     for path in code_files(ml_dir):
@@ -40,7 +39,7 @@ def code_version(ml_dir: Path = ML_DIR) -> str:
     return digest.hexdigest()[:16]
 
 
-def sourcedir_tarball(ml_dir: Path = ML_DIR) -> bytes:
+def sourcedir_tarball(ml_dir: Path) -> bytes:
     """sourcedir.tar.gz for script mode: the scripts at the archive root, byte-for-byte reproducible."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -52,12 +51,12 @@ def sourcedir_tarball(ml_dir: Path = ML_DIR) -> bytes:
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
-def code_keys(version: str, ml_dir: Path = ML_DIR) -> list[str]:
+def code_keys(version: str, ml_dir: Path) -> list[str]:
     prefix = f"{CODE_PREFIX}/{version}"
     return [f"{prefix}/{p.name}" for p in code_files(ml_dir)] + [f"{prefix}/{SOURCEDIR}"]
 
 
-def publish_code(s3: Any, bucket: str, version: str, ml_dir: Path = ML_DIR) -> list[str]:
+def publish_code(s3: Any, bucket: str, version: str, ml_dir: Path) -> list[str]:
     """Upload ml/*.py and sourcedir.tar.gz under code/<version>/; returns the S3 URIs written."""
     bodies = {f"{CODE_PREFIX}/{version}/{p.name}": p.read_bytes() for p in code_files(ml_dir)}
     bodies[f"{CODE_PREFIX}/{version}/{SOURCEDIR}"] = sourcedir_tarball(ml_dir)

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .code import CodeError, code_keys, code_version, publish_code
+from .project import ProjectNotFound, find_project
 
-ROOT = Path(__file__).resolve().parents[2]
 XGBOOST_VERSION = "3.0-5"
 SKLEARN_VERSION = "1.9-0"
 
@@ -117,7 +117,7 @@ def _sagemaker_python() -> str:
     configured = os.environ.get("SELFHEAL_SAGEMAKER_PYTHON")
     if configured:
         return configured
-    default = ROOT / ".venv-deploy" / "bin" / "python"
+    default = find_project() / ".venv-deploy" / "bin" / "python"
     if default.exists():
         return str(default)
     raise DeployError(
@@ -128,7 +128,7 @@ def _sagemaker_python() -> str:
 
 
 def _sam() -> str:
-    bundled = ROOT / ".venv-sam" / "bin" / "sam"
+    bundled = find_project() / ".venv-sam" / "bin" / "sam"
     found = str(bundled) if bundled.exists() else shutil.which("sam")
     if not found:
         raise DeployError("SAM CLI not found: python3 -m venv .venv-sam && .venv-sam/bin/pip install aws-sam-cli")
@@ -194,7 +194,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The deploy options, for `selfheal deploy` and `python -m selfheal.deploy` alike."""
     parser.add_argument("--env", default="dev", help="samconfig.toml environment (default: dev)")
     parser.add_argument("--dry-run", action="store_true", help="print what would run; call no AWS API")
-    parser.add_argument("--root", type=Path, default=ROOT, help="project root (template.yaml, samconfig.toml, ml/)")
+    parser.add_argument("--root", type=Path, help="project root (template.yaml, samconfig.toml, ml/; default: the "
+                                                   "folder holding template.yaml, from here upward)")
     parser.add_argument("--sagemaker-python", help="interpreter with the sagemaker SDK (default: .venv-deploy)")
 
 
@@ -204,9 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Exit codes as every selfheal command: 0 deployed (or planned), 1 the deploy failed, 2 bad input."""
-    root: Path = args.root
-    ml_dir = root / "ml"
     try:
+        root: Path = args.root or find_project()
+        ml_dir = root / "ml"
         environment = read_environment(root / "samconfig.toml", args.env)
         version = code_version(ml_dir)
         try:
@@ -235,9 +236,9 @@ def run(args: argparse.Namespace) -> int:
         if outputs is None:
             outputs = stack_outputs(environment.stack_name, environment.region) or {}
             _publish(outputs, version, ml_dir, environment)
-    except (DeployError, CodeError) as error:
+    except (DeployError, CodeError, ProjectNotFound) as error:
         print(f"selfheal deploy: {error}", file=sys.stderr)
-        return 2 if isinstance(error, UnknownEnvironment) else 1
+        return 2 if isinstance(error, UnknownEnvironment | ProjectNotFound) else 1
     print(f"deployed {environment.stack_name} with code version {version}")
     return 0
 

@@ -4,8 +4,7 @@ realized metric over time (hours below the threshold, the mean)."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from selfheal.backtest_figures import (
+from selfheal_bench.backtest_figures import (
     JobRecord,
     Point,
     PriceMissing,

@@ -2,10 +2,9 @@
 refused before anything runs."""
 
 import pytest
-
-from selfheal.backtest import BacktestError, check, parse_policies, policy_config, schedule_interval
-from selfheal.backtest_figures import Prices
-from selfheal.scenario import Scenario, Step
+from selfheal_bench.backtest import BacktestError, check, parse_policies, policy_config, schedule_interval
+from selfheal_bench.backtest_figures import Prices
+from selfheal_bench.scenario import Scenario, Step
 
 CONFIG = {"target": "churned", "problem": "binary", "metric": {"name": "auc", "threshold": 0.75},
           "retrain": {"cooldown_minutes": 360, "daily_cap": 3, "window": {"mode": "latest"}}}

@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from selfheal_bench.scenario import HISTORY_START, load_scenario
 
 from selfheal.cli import main
-from selfheal.scenario import HISTORY_START, load_scenario
 
 
 def scenario(tmp_path: Path, *ats: str | None) -> Path:

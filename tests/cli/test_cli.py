@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from selfheal_bench.localcloud import LocalCloud
 
 from selfheal.cli import main
-from selfheal.localcloud import LocalCloud
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,5 @@
 """`selfheal local invoke`, the Docker-free `sam local invoke`, on every sample event: each meets the account
-it was written for (selfheal.samples puts it there) and answers as it would on AWS: the success cases
+it was written for (selfheal_bench.samples puts it there) and answers as it would on AWS: the success cases
 succeed, the event meant to be refused is refused with its error's name."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from selfheal_bench.localcloud.template import Template
+from selfheal_bench.samples import WORLDS
 
 from selfheal.cli import main
-from selfheal.localcloud.template import Template
-from selfheal.samples import WORLDS
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = sorted(ROOT.glob("events/*/*.json"))

@@ -6,9 +6,8 @@ import io
 import json
 
 import pandas as pd
-
-from selfheal.report import ONE_LINE_CHARS, failure_of, problems
-from selfheal.runner import compact_path, describe_execution, describe_traffic, request_bodies
+from selfheal_bench.report import ONE_LINE_CHARS, failure_of, problems
+from selfheal_bench.runner import compact_path, describe_execution, describe_traffic, request_bodies
 
 
 def test_a_polling_loop_is_shown_once_with_its_count():

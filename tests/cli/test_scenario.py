@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from selfheal_bench.scenario import ScenarioError, load_scenario
 
 from selfheal.cli import main
-from selfheal.scenario import ScenarioError, load_scenario
 
 CONFIG = {"target": "churned", "problem": "binary", "metric": {"name": "auc", "threshold": 0.75}}
 

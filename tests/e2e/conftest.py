@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from selfheal.datagen import churn_frame
-from selfheal.localcloud import LocalCloud
-from selfheal.reliability import Inbox as Notifications
-from selfheal.report import build_report, ledger_items
+from selfheal_bench.datagen import churn_frame
+from selfheal_bench.localcloud import LocalCloud
+from selfheal_bench.report import build_report, ledger_items
 
 CHURN_CONFIG: dict[str, Any] = {
     "target": "churned",
@@ -24,9 +21,9 @@ IDLE_TIMEOUT = 300  # seconds: a bound on every wait, far above a run's ~20 s he
 
 
 @pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[LocalCloud]:
-    with LocalCloud(tmp_path / "cloud") as local:
-        yield local
+def cloud(local_cloud: LocalCloud) -> LocalCloud:
+    """The whole local cloud (the bench's `local_cloud`; `inbox` reads its notifications)."""
+    return local_cloud
 
 
 @pytest.fixture
@@ -36,13 +33,8 @@ def churn_csv(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def inbox(cloud: LocalCloud) -> Notifications:
-    return Notifications(cloud)
-
-
 def report(cloud: LocalCloud, *models: str) -> dict[str, Any]:
     return build_report(cloud, models or ["churn"])
 
 
-__all__ = ["CHURN_CONFIG", "IDLE_TIMEOUT", "Notifications", "ledger_items", "report"]
+__all__ = ["CHURN_CONFIG", "IDLE_TIMEOUT", "ledger_items", "report"]

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-
-from selfheal.localcloud import LocalCloud
+from selfheal_bench.localcloud import LocalCloud
 
 
 def test_the_template_deploys_with_its_defaults_on_a_new_account_with_a_small_concurrency_quota(tmp_path: Path):

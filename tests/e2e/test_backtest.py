@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from selfheal.backtest import run_backtest
-from selfheal.backtest_example import write_history
-from selfheal.scenario import load_scenario
+from selfheal_bench.backtest import run_backtest
+from selfheal_bench.backtest_example import write_history
+from selfheal_bench.scenario import load_scenario
 
 CONTRACT = {"retrains", "compute_seconds", "cost_usd", "mean_metric", "hours_below_threshold", "decisions",
             "timeline"}

@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-from selfheal.datagen import churn_frame
+from selfheal_bench.datagen import churn_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 SELFHEAL = ROOT / ".venv" / "bin" / "selfheal"

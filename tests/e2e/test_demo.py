@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
+from selfheal_bench.datagen import SHIFTED_FEATURES
+from selfheal_bench.demo import MIN_ROWS
+
 from selfheal.cli import main
-from selfheal.datagen import SHIFTED_FEATURES
-from selfheal.demo import MIN_ROWS
 
 
 def test_the_smallest_demo_waits_for_labels_then_heals_the_concept_shift_with_no_traffic_errors(tmp_path, capsys):

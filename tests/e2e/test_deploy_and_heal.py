@@ -9,10 +9,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-
-from selfheal.datagen import SHIFTED_FEATURES, TARGET, churn_frame
-from selfheal.localcloud import LocalCloud
-from selfheal.runner import read_table, send_traffic
+from selfheal_bench.datagen import SHIFTED_FEATURES, TARGET, churn_frame
+from selfheal_bench.localcloud import LocalCloud
+from selfheal_bench.runner import read_table, send_traffic
 
 from .conftest import CHURN_CONFIG, IDLE_TIMEOUT, ledger_items, report
 

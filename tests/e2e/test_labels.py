@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import yaml
+from selfheal_bench.datagen import churn_frame
+from selfheal_bench.demo import DEMO_CONFIG, write_traffic
 
 from selfheal.cli import main
-from selfheal.datagen import churn_frame
-from selfheal.demo import DEMO_CONFIG, write_traffic
 
 
 def run_story(tmp_path: Path, concept: float) -> dict:

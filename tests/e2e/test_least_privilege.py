@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from selfheal.datagen import TARGET, churn_frame
-from selfheal.runner import send_traffic
+from selfheal_bench.datagen import TARGET, churn_frame
+from selfheal_bench.runner import send_traffic
 
 from .conftest import CHURN_CONFIG, IDLE_TIMEOUT
 

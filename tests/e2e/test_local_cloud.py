@@ -7,9 +7,8 @@ import os
 import threading
 from pathlib import Path
 
-from selfheal.html_report import render_html
-from selfheal.localcloud import LocalCloud
-from selfheal.runner import STATEMACHINES
+from selfheal_bench.html_report import render_html
+from selfheal_bench.localcloud import LocalCloud
 
 from .conftest import IDLE_TIMEOUT, report
 
@@ -59,6 +58,6 @@ def test_every_quarantined_upload_is_reported_known_model_or_not(cloud, churn_cs
     assert refused["incoming/churn_v2/churn.csv"]["reason"].startswith("model folder 'churn_v2' is not a model name")
     assert refused["incoming/fraud/churn.csv"]["reason"] == (
         "unknown model 'fraud': no configuration at config/fraud.yaml")
-    page = render_html(result | {"problems": []}, STATEMACHINES)
+    page = render_html(result | {"problems": []}, cloud.root / "statemachines")
     assert "incoming/churn_v2/churn.csv" in page and "incoming/fraud/churn.csv" in page
     assert "2 quarantined uploads" in page

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from selfheal.localcloud import LocalCloud
+from selfheal_bench.localcloud import LocalCloud
 
 from .conftest import CHURN_CONFIG, IDLE_TIMEOUT, ledger_items, report
 

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from selfheal_aws_fixtures import CHURN, event_files, load_event
+from selfheal_bench.fixtures.aws import CHURN, event_files, load_event
+from selfheal_bench.fixtures.serving import DEPLOY_PIPELINE_ARN, executions, given_package
 from selfheal_shared import ledger
 from selfheal_shared.serving import deploy_execution_name
-from serving_fixtures import DEPLOY_PIPELINE_ARN, executions, given_package
 
 MANUAL = CHURN | {"approval": "manual"}
 

@@ -2,7 +2,7 @@
 
 import pytest
 from pydantic import ValidationError
-from selfheal_aws_fixtures import BUCKET, event_files, load_event
+from selfheal_bench.fixtures.aws import BUCKET, event_files, load_event
 from selfheal_shared import ledger
 from selfheal_shared.errors import EvaluationNotFound, InvalidEvaluation
 

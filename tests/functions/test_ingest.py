@@ -5,7 +5,7 @@ import gzip
 
 import pytest
 from pydantic import ValidationError
-from selfheal_aws_fixtures import (
+from selfheal_bench.fixtures.aws import (
     BUCKET,
     CHURN,
     MAX_UPLOAD_BYTES,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from parquet_footer import FooterError, footer_length, read_footer
-from selfheal_aws_fixtures import CHURN, churn_csv, churn_parquet
+from selfheal_bench.fixtures.aws import CHURN, churn_csv, churn_parquet
 from selfheal_shared.config import load_config
 from selfheal_shared.errors import UploadRejected
 from selfheal_shared.names import MODEL_NAME

@@ -4,12 +4,12 @@ import boto3
 import deploy_plan
 import pytest
 from botocore.awsrequest import AWSResponse
-from hosting_fixtures import blue_green, update_under_traffic
-from selfheal_aws_fixtures import BUCKET, CHURN, REGION, event_files, load_event
+from selfheal_bench.fixtures.aws import BUCKET, CHURN, REGION, event_files, load_event
+from selfheal_bench.fixtures.hosting import blue_green, update_under_traffic
+from selfheal_bench.fixtures.serving import given_endpoint, given_package
 from selfheal_shared import aws
 from selfheal_shared.config import Deploy
 from selfheal_shared.serving import VARIANT, deploy_execution_name, get_serving_settings
-from serving_fixtures import given_endpoint, given_package
 
 MODEL = "churn"
 SCALABLE = {"ServiceNamespace": "sagemaker", "ResourceId": f"endpoint/selfheal-{MODEL}/variant/{VARIANT}",

@@ -5,9 +5,15 @@ import json
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from selfheal_aws_fixtures import BUCKET, CHURN, REGION, emitted_metrics, event_files, load_event
+from selfheal_bench.fixtures.aws import BUCKET, CHURN, REGION, emitted_metrics, event_files, load_event
+from selfheal_bench.fixtures.serving import (
+    MONITOR_PIPELINE_ARN,
+    SCHEDULE_GROUP,
+    SCHEDULER_ROLE_ARN,
+    given_endpoint,
+    given_package,
+)
 from selfheal_shared import aws, ledger
-from serving_fixtures import MONITOR_PIPELINE_ARN, SCHEDULE_GROUP, SCHEDULER_ROLE_ARN, given_endpoint, given_package
 
 MODEL = "churn"
 MODEL_DATA = f"s3://{BUCKET}/artifacts/churn/churn-drift-9f8e7d6c5b4a/model/job/output/model.tar.gz"

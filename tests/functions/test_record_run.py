@@ -1,7 +1,7 @@
 """RecordRunFunction: every run ends recorded, unlocked, notified, and pending uploads trained next."""
 
 import pytest
-from selfheal_aws_fixtures import BUCKET, CHURN, churn_csv, emitted_metrics, event_files, load_event
+from selfheal_bench.fixtures.aws import BUCKET, CHURN, churn_csv, emitted_metrics, event_files, load_event
 from selfheal_shared import ledger
 from selfheal_shared.runs import maybe_start_run
 

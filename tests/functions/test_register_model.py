@@ -5,7 +5,7 @@ import pytest
 import regex
 from botocore.validate import ParamValidator
 from registry import model_package_request
-from selfheal_aws_fixtures import CHURN, XGBOOST_IMAGE, event_files, load_event
+from selfheal_bench.fixtures.aws import CHURN, XGBOOST_IMAGE, event_files, load_event
 from selfheal_shared.events import RegisterRequest
 
 APPROVAL = {"auto.json": "Approved", "manual.json": "PendingManualApproval"}

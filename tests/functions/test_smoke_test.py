@@ -4,7 +4,7 @@ import csv
 import io
 
 import pytest
-from selfheal_aws_fixtures import BUCKET, emitted_metrics, event_files, load_event
+from selfheal_bench.fixtures.aws import BUCKET, emitted_metrics, event_files, load_event
 
 HEADER = ["tenure_months", "monthly_charges", "plan", "churned"]
 ROWS = [["12", "70.5", "basic", "yes"], ["3", "", "premium, annual", "no"], ["40", "99.9", "family", "no"]]

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from selfheal_aws_fixtures import BUCKET, CHURN, churn_csv, emitted_metrics, event_files, load_event
+from selfheal_bench.fixtures.aws import BUCKET, CHURN, churn_csv, emitted_metrics, event_files, load_event
 from selfheal_shared import ledger
 
 MODEL = "churn"

@@ -1,8 +1,11 @@
-"""The local cloud's own contracts, checked against the real containers' toolkits."""
+"""The local cloud's own contracts, checked against the real containers' toolkits (the bench's plugin serves the
+fixtures: S3, jobs, run_job, serve, module_hosting)."""
 
-import sys
-from pathlib import Path
+import pytest
+from selfheal_bench.localcloud.hosting import HostingService
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
-from container_fixtures import hosting, jobs, module_hosting, run_job, s3, serve  # noqa: E402, F401 - fixtures
+@pytest.fixture
+def hosting(container_hosting: HostingService) -> HostingService:
+    """Here, the containers' hosting service alone (elsewhere `hosting` is SageMaker hosting on moto)."""
+    return container_hosting

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from selfheal.localcloud import LocalCloud
-from selfheal.localcloud.async_invoke import AsyncInvoker
-from selfheal.localcloud.lambdas import AsyncConfig
+from selfheal_bench.localcloud import LocalCloud
+from selfheal_bench.localcloud.async_invoke import AsyncInvoker
+from selfheal_bench.localcloud.lambdas import AsyncConfig
 
 UPLOAD = b"customer_id,tenure,churned\n1,2,0\n"
 

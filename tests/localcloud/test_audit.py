@@ -11,9 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
-
-from selfheal.localcloud.audit import CallAudit
-from selfheal.localcloud.faults import Faults
+from selfheal_bench.localcloud.audit import CallAudit
+from selfheal_bench.localcloud.faults import Faults
 
 BUCKET = "data"
 

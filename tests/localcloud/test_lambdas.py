@@ -16,9 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from selfheal.localcloud.faults import Faults
-from selfheal.localcloud.lambdas import FunctionRouter, FunctionSpec, isolate_environments
+from selfheal_bench.localcloud.faults import Faults
+from selfheal_bench.localcloud.lambdas import FunctionRouter, FunctionSpec, isolate_environments
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:{}"
 # Both invocations wait at the same barrier (module `meeting`): they return only if both run at once.

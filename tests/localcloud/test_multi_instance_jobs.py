@@ -10,7 +10,7 @@ import json
 import tarfile
 from typing import Any
 
-from container_fixtures import BUCKET, tarball
+from selfheal_bench.fixtures.containers import BUCKET, tarball
 
 from .test_processing_container import processing_request
 from .test_training_container import CODE_CHANNEL, training_request

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_fixtures import BUCKET
+from selfheal_bench.fixtures.containers import BUCKET
 
 # Reads its input, then tries S3 with whatever credentials it can find, and says what happened.
 PROBE = """

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from container_fixtures import serve_model
-
-from selfheal.localcloud.hosting import ModelError
+from selfheal_bench.fixtures.containers import serve_model
+from selfheal_bench.localcloud.hosting import ModelError
 
 from .user_code import IN_MODEL, ISOLATED_ENV
 

@@ -5,7 +5,7 @@ A container whose code cannot be found or fetched never passes its health check,
 
 from __future__ import annotations
 
-from container_fixtures import BUCKET, tarball
+from selfheal_bench.fixtures.containers import BUCKET, tarball
 
 from .user_code import CODE, IN_MODEL, ISOLATED_ENV
 

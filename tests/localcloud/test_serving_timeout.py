@@ -4,8 +4,8 @@ Server, which replaces a worker it timed out): every wait on a container is boun
 
 from __future__ import annotations
 
-from selfheal.localcloud import serving
-from selfheal.localcloud.hosting import ModelError
+from selfheal_bench.localcloud import serving
+from selfheal_bench.localcloud.hosting import ModelError
 
 from .user_code import IN_MODEL, ISOLATED_ENV
 

@@ -16,11 +16,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-
-from selfheal.localcloud.audit import CallAudit
-from selfheal.localcloud.clock import Clock
-from selfheal.localcloud.faults import Faults
-from selfheal.localcloud.sfn_integrations import patch_engine
+from selfheal_bench.localcloud.audit import CallAudit
+from selfheal_bench.localcloud.clock import Clock
+from selfheal_bench.localcloud.faults import Faults
+from selfheal_bench.localcloud.sfn_integrations import patch_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from importlib.metadata import version
 
-from selfheal.localcloud.container import toolkit_python
+from selfheal_bench.localcloud.container import toolkit_python
 
 
 def test_the_script_mode_toolkit_imports_in_its_own_environment(tmp_path):

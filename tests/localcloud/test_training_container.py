@@ -9,7 +9,7 @@ import json
 import tarfile
 from typing import Any
 
-from container_fixtures import BUCKET, tarball
+from selfheal_bench.fixtures.containers import BUCKET, tarball
 
 # A user module that records what the container gave it, where a test can read it: the model it saves.
 RECORDER = """

@@ -23,10 +23,6 @@ import pandas as pd
 import pytest
 
 ML = Path(__file__).resolve().parents[2] / "ml"
-sys.path.insert(0, str(ML))  # in-process imports of features.py and inference.py, as the containers do
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
-
-from container_fixtures import module_hosting  # noqa: E402, F401 - fixture: the model served in its container
 
 TARGETS = {"binary": "churned", "multiclass": "tier", "regression": "spend"}
 METRICS = {

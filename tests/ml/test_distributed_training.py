@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import xgboost as xgb
-from container_fixtures import BUCKET, jobs, run_job, s3  # noqa: F401 - fixtures
 from features import FeatureTransform
+from selfheal_bench.fixtures.containers import BUCKET, jobs, run_job, s3  # noqa: F401 - fixtures
 from sklearn.metrics import roc_auc_score
 
 from selfheal.code import sourcedir_tarball

@@ -4,18 +4,11 @@ serving toolkit. What a client sees is what it would see on AWS, and what CloudW
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-from container_fixtures import serve_model
-
-from selfheal.localcloud.hosting import ModelError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "functions" / "register_model"))  # its code root
-
-from registry import SERVING_ENVIRONMENT  # noqa: E402
+from registry import SERVING_ENVIRONMENT  # register_model's code root: the bench puts it on the path, as Lambda
+from selfheal_bench.fixtures.containers import serve_model
+from selfheal_bench.localcloud.hosting import ModelError
 
 MB = 1024 * 1024
 GOOD_ROW = b"<a good row>"  # stands for one of the test rows

@@ -20,8 +20,6 @@ import pytest
 from selfheal_shared.config import CheckType
 
 ML_DIR = Path(__file__).resolve().parents[2] / "ml"
-if str(ML_DIR) not in sys.path:
-    sys.path.insert(0, str(ML_DIR))
 monitor = importlib.import_module("monitor")
 capture = importlib.import_module("capture")
 build_baseline = importlib.import_module("baseline").build_baseline

@@ -1,21 +1,18 @@
-"""Fixtures for the reliability suite: the end-to-end fixtures (a fresh local cloud per test, its
-notifications) and the sizes the scenarios run at. SELFHEAL_FULL=1 runs the full sizes (200 uploads,
-48 hours of storm, the slow faults); by default they keep this folder to a few minutes."""
+"""Fixtures for the reliability suite: the whole local cloud as `cloud` (as in tests/e2e; the bench's plugin
+serves it, its inbox and SageMaker hosting on moto as `hosting`) and the sizes the scenarios run at.
+SELFHEAL_FULL=1 runs the full sizes (200 uploads, 48 hours of storm, the slow faults); by default they keep this
+folder to a few minutes."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from selfheal_bench.localcloud import LocalCloud
+from selfheal_bench.reliability import Sizes, sizes
 
-from selfheal.reliability import Sizes, sizes
 
-from ..e2e.conftest import cloud, inbox  # noqa: F401 - fixtures, shared with the end-to-end tests
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
-
-from hosting_fixtures import hosting  # noqa: E402, F401 - fixture: SageMaker hosting alone, with a toy model
+@pytest.fixture
+def cloud(local_cloud: LocalCloud) -> LocalCloud:
+    return local_cloud
 
 
 @pytest.fixture(scope="session")

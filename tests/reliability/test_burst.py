@@ -3,7 +3,7 @@ recorded twice, and each model has at most one run in flight."""
 
 from __future__ import annotations
 
-from selfheal.reliability import BURST_MODELS, burst
+from selfheal_bench.reliability import BURST_MODELS, burst
 
 
 def test_a_burst_of_uploads_loses_nothing_and_runs_one_at_a_time_per_model(cloud, size):

@@ -6,9 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from hosting_fixtures import ENDPOINT, SLOW_LOAD_SECONDS
-
-from selfheal.localcloud.clock import Clock
+from selfheal_bench.fixtures.hosting import ENDPOINT, SLOW_LOAD_SECONDS
+from selfheal_bench.localcloud.clock import Clock
 
 
 def elapsed(clock: Clock, wall_seconds: float) -> float:

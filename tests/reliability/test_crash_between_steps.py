@@ -4,7 +4,7 @@ nothing twice: one dataset, one quarantine, one run, one package, one notificati
 
 from __future__ import annotations
 
-from selfheal.reliability import crash_in_ingest, crash_in_pipeline
+from selfheal_bench.reliability import crash_in_ingest, crash_in_pipeline
 
 
 def test_ingest_dying_after_its_side_effects_is_retried_without_doing_anything_twice(cloud, inbox, tmp_path):

@@ -8,9 +8,8 @@ import json
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from hosting_fixtures import BUCKET, ENDPOINT
-
-from selfheal.localcloud.template import REGION
+from selfheal_bench.fixtures.hosting import BUCKET, ENDPOINT
+from selfheal_bench.localcloud.template import REGION
 
 
 def capturing(hosting, name: str) -> str:

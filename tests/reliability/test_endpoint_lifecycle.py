@@ -4,9 +4,8 @@ UpdateEndpoint and deployment guardrails guides) and refuse what SageMaker refus
 from __future__ import annotations
 
 import pytest
-from hosting_fixtures import ENDPOINT, blue_green, update_under_traffic
-
-from selfheal.localcloud.sagemaker_jobs import ValidationException
+from selfheal_bench.fixtures.hosting import ENDPOINT, blue_green, update_under_traffic
+from selfheal_bench.localcloud.sagemaker_jobs import ValidationException
 
 
 def update(hosting, config: str, deployment: dict | None = None) -> None:

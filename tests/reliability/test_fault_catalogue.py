@@ -14,15 +14,14 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.exceptions import ServiceException
-
-from selfheal.localcloud.audit import CallAudit
-from selfheal.localcloud.clock import Clock
-from selfheal.localcloud.endpoint_metrics import FleetMetrics, evaluate
-from selfheal.localcloud.faults import KINDS, Faults, UnknownFault, describe
-from selfheal.localcloud.hosting import HostingService
-from selfheal.localcloud.lambdas import FunctionError, FunctionRouter, FunctionSpec, isolate_environments
-from selfheal.localcloud.sagemaker_jobs import JobService
-from selfheal.localcloud.sfn_integrations import sagemaker_error_name
+from selfheal_bench.localcloud.audit import CallAudit
+from selfheal_bench.localcloud.clock import Clock
+from selfheal_bench.localcloud.endpoint_metrics import FleetMetrics, evaluate
+from selfheal_bench.localcloud.faults import KINDS, Faults, UnknownFault, describe
+from selfheal_bench.localcloud.hosting import HostingService
+from selfheal_bench.localcloud.lambdas import FunctionError, FunctionRouter, FunctionSpec, isolate_environments
+from selfheal_bench.localcloud.sagemaker_jobs import JobService
+from selfheal_bench.localcloud.sfn_integrations import sagemaker_error_name
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker"

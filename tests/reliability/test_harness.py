@@ -3,7 +3,8 @@ never a crash of the harness halfway through."""
 
 from __future__ import annotations
 
-from selfheal.reliability import MODEL, STORY_CONFIG, Traffic, _schedule_twice, request_rows
+from selfheal_bench.reliability import MODEL, STORY_CONFIG, Traffic, request_rows
+from selfheal_bench.reliability.serving_story import _schedule_twice
 
 
 def test_a_story_whose_model_never_deployed_reports_it_instead_of_crashing(cloud, tmp_path):

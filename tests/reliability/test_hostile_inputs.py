@@ -7,16 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from selfheal.localcloud import LocalCloud
-from selfheal.reliability import (
-    OUTSIDE,
-    Catalogue,
-    Inbox,
-    hostile_events,
-    hostile_upload_catalogue,
-    hostile_uploads,
-)
+from selfheal_bench.localcloud import LocalCloud
+from selfheal_bench.reliability import Catalogue, Inbox, hostile_events, hostile_upload_catalogue, hostile_uploads
+from selfheal_bench.reliability.hostile import OUTSIDE
 
 UPLOADS = [upload.name for upload in hostile_upload_catalogue()] + [OUTSIDE]
 

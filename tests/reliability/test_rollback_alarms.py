@@ -6,10 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import boto3
-from hosting_fixtures import ENDPOINT, blue_green, put_alarm, update_under_traffic
-
-from selfheal.localcloud.endpoint_metrics import FleetMetrics, evaluate
-from selfheal.localcloud.template import REGION
+from selfheal_bench.fixtures.hosting import ENDPOINT, blue_green, put_alarm, update_under_traffic
+from selfheal_bench.localcloud.endpoint_metrics import FleetMetrics, evaluate
+from selfheal_bench.localcloud.template import REGION
 
 FLEET = {"EndpointName": ENDPOINT, "VariantName": "AllTraffic"}
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from selfheal.localcloud import LocalCloud
-from selfheal.reliability import FAILURES, SLOW_FAILURES, Inbox, Story, serving_story, sizes
+from selfheal_bench.localcloud import LocalCloud
+from selfheal_bench.reliability import FAILURES, SLOW_FAILURES, Inbox, Story, serving_story, sizes
 
 RUNS_IN_SIZE = [s for s in FAILURES if sizes().slow_faults or s.name not in SLOW_FAILURES]
 FAILED = [s.name for s in RUNS_IN_SIZE if s.expect == "failed"]

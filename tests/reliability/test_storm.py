@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from selfheal.reliability import STORM_MODEL, STORM_RETRAIN, storm
-from selfheal.report import ledger_items
+from selfheal_bench.reliability import STORM_MODEL, STORM_RETRAIN, storm
+from selfheal_bench.report import ledger_items
 
 
 def test_a_storm_of_violations_retrains_within_the_cooldown_and_the_daily_cap(cloud, inbox, tmp_path, size):

@@ -5,7 +5,7 @@ transient: the run should back off and go on, as it does when Lambda itself thro
 
 from __future__ import annotations
 
-from selfheal.reliability import throttle_in_pipeline
+from selfheal_bench.reliability import throttle_in_pipeline
 
 
 def test_a_throttled_write_in_a_pipeline_function_is_retried_and_the_run_succeeds(cloud, inbox, tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from selfheal.backtest_html import write_backtest_html
+from selfheal_bench.backtest_html import write_backtest_html
 
 from .conftest import Page
 

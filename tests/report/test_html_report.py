@@ -8,8 +8,9 @@ import shutil
 from html.parser import HTMLParser
 from typing import Any
 
+from selfheal_bench.html_report import render_html, state_highlight, step_label, write_html
+
 from selfheal.graph import load_graph
-from selfheal.html_report import render_html, state_highlight, step_label, write_html
 
 from .conftest import ROOT, Page
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from selfheal_aws_fixtures import BUCKET, CHURN
+from selfheal_bench.fixtures.aws import BUCKET, CHURN
 from selfheal_shared.config import ModelConfig, load_config, read_model_config
 from selfheal_shared.errors import ConfigError, ConfigNotFound
 

@@ -2,12 +2,12 @@
 
 import contextlib
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from selfheal_aws_fixtures import EVENTS
 from selfheal_shared.events import GateRequest, RecordRunRequest, RegisterRequest, S3ObjectCreatedEvent
 from selfheal_shared.serving_events import (
     DeployRequest,
@@ -22,6 +22,7 @@ MODELS = {"ingest": S3ObjectCreatedEvent, "evaluate_gate": GateRequest, "registe
           "record_run": RecordRunRequest, "approval": ModelPackageStateChangeEvent, "prepare_deploy": DeployRequest,
           "smoke_test": SmokeTestRequest, "record_deployment": RecordDeploymentRequest,
           "prepare_monitor": MonitorRequest, "violation": ViolationRequest}
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 SAMPLES = sorted(path for function in MODELS for path in (EVENTS / function).glob("*.json"))
 
 

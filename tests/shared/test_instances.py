@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import botocore.session
 import pytest
+from selfheal_bench.localcloud.instance_rules import volume_key_refusal
 from selfheal_shared.instances import has_local_storage, job_resources
-
-from selfheal.localcloud.instance_rules import volume_key_refusal
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000001"
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from selfheal_aws_fixtures import BUCKET, CHURN, CODE_VERSION, KMS_KEY_ARN, PIPELINE_ARN, churn_csv
+from selfheal_bench.fixtures.aws import BUCKET, CHURN, CODE_VERSION, KMS_KEY_ARN, PIPELINE_ARN, churn_csv
 from selfheal_shared import ledger
 from selfheal_shared.names import run_id_for
 from selfheal_shared.runs import maybe_start_run

@@ -4,9 +4,9 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from selfheal_bench.fixtures.serving import SERVING_ENVIRONMENT
 from selfheal_shared import ledger, serving
 from selfheal_shared.errors import SettingsError
-from serving_fixtures import SERVING_ENVIRONMENT
 
 LONGEST_MODEL = "m" * 54
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/selfheal-churn/7"

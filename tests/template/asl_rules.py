@@ -13,7 +13,7 @@ LAMBDA_TRANSIENT_ERRORS = {
 MAX_ATTEMPTS = 6
 
 # The error names a Task can be failed with, by integration, as Step Functions names them (the local cloud's
-# own table: selfheal.localcloud.sfn_integrations). Every Retry and Catch names only these, or States.*:
+# own table: selfheal_bench.localcloud.sfn_integrations). Every Retry and Catch names only these, or States.*:
 # a retrier on a name AWS never produces never fires there.
 STATES_ERRORS = {"States.ALL", "States.TaskFailed", "States.Timeout", "States.HeartbeatTimeout",
                  "States.Permissions", "States.Runtime"}
@@ -24,7 +24,7 @@ STEP_FUNCTIONS_ERRORS = {"StepFunctions.ExecutionLimitExceededException",
 
 def produced_errors(resource: str) -> set[str]:
     """The error names a Task with this Resource fails with, besides States.* ones and a function's own."""
-    from selfheal.localcloud.sfn_integrations import sagemaker_error_names
+    from selfheal_bench.localcloud.sfn_integrations import sagemaker_error_names
 
     if resource.startswith("arn:aws:states:::sagemaker:"):
         return sagemaker_error_names("optimized")

@@ -1,4 +1,4 @@
-"""Fixtures for the template checks: the decoded template, its IAM view (selfheal.iam), the ASL
+"""Fixtures for the template checks: the decoded template, its IAM view (selfheal_bench.iam), the ASL
 files rendered with their DefinitionSubstitutions, and a small evaluator for the JSONPath and
 intrinsic functions the ASL uses, so a Task's Parameters can be filled from a sample input.
 
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selfheal_bench import iam_grants
+from selfheal_bench.iam import TemplatePolicies
 from selfheal_shared.instances import job_resources
-
-from selfheal import iam_grants
-from selfheal.iam import TemplatePolicies
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

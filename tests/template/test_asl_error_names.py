@@ -19,8 +19,7 @@ from asl_rules import (
     first_retrier,
     produced_errors,
 )
-
-from selfheal.localcloud.sfn_integrations import sagemaker_error_names
+from selfheal_bench.localcloud.sfn_integrations import sagemaker_error_names
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINES = ("TrainingPipeline", "DeployPipeline", "MonitorPipeline")

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 from asl_rules import all_states
-
-from selfheal.iam import Statement, TemplatePolicies, denied
+from selfheal_bench.iam import Statement, TemplatePolicies, denied
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

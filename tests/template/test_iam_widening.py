@@ -2,15 +2,14 @@
 and key policies) is compared with the reviewed snapshot iam_grants.jsonl. A grant the snapshot does not
 cover (a new action, a wider resource, a dropped condition, a new principal) or a Deny gone missing fails
 here; a narrower grant passes. The test only compares: after reviewing a change to the policies, rewrite the
-snapshot with `make iam-grants` (selfheal.iam_grants) and commit it with the change."""
+snapshot with `make iam-grants` (selfheal_bench.iam_grants) and commit it with the change."""
 
 from __future__ import annotations
 
 import pytest
+from selfheal_bench.iam_grants import grants, reviewed, widened
 
-from selfheal.iam_grants import grants, reviewed, widened
-
-VARIANTS = {"no-vpc": "policies", "vpc": "vpc_policies"}  # the fixtures of selfheal.iam_grants.VARIANTS
+VARIANTS = {"no-vpc": "policies", "vpc": "vpc_policies"}  # the fixtures of selfheal_bench.iam_grants.VARIANTS
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

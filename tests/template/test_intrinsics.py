@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from selfheal.intrinsics import NO_VALUE, Intrinsics
+from selfheal_bench.intrinsics import NO_VALUE, Intrinsics
 
 
 class Unsupported(Exception):

@@ -1,4 +1,4 @@
-"""The table of permissions AWS services check on the caller's behalf (selfheal.localcloud.on_behalf), and
+"""The table of permissions AWS services check on the caller's behalf (selfheal_bench.localcloud.on_behalf), and
 the runtime audit that uses it: a caller whose role lacks one is refused as the service refuses it."""
 
 from __future__ import annotations
@@ -8,11 +8,10 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-
-from selfheal.localcloud.audit import CallAudit
-from selfheal.localcloud.faults import Faults
-from selfheal.localcloud.on_behalf import ON_BEHALF, needs_on_behalf
-from selfheal.localcloud.template import REGION
+from selfheal_bench.localcloud.audit import CallAudit
+from selfheal_bench.localcloud.faults import Faults
+from selfheal_bench.localcloud.on_behalf import ON_BEHALF, needs_on_behalf
+from selfheal_bench.localcloud.template import REGION
 
 TARGET = {"ServiceNamespace": "sagemaker", "ResourceId": "endpoint/selfheal-churn/variant/AllTraffic",
           "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}

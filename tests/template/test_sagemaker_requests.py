@@ -13,12 +13,11 @@ import botocore.session
 import pytest
 from asl_rules import all_states
 from botocore.validate import ParamValidator
+from selfheal_bench.localcloud.sagemaker_jobs import validate_request
 from selfheal_shared.config import load_config
 from selfheal_shared.instances import job_resources
 from selfheal_shared.runs import CODE_CHANNEL_SOURCEDIR, pipeline_input
 from selfheal_shared.settings import Settings
-
-from selfheal.localcloud.sagemaker_jobs import validate_request
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000001"
 
