@@ -51,6 +51,20 @@ def test_a_malformed_s3_event_names_what_is_wrong(change, field):
         S3ObjectCreatedEvent.model_validate(event)
 
 
+@pytest.mark.parametrize(("change", "field"), [
+    ({"object": {"key": "incoming/churn/a.csv", "size": 1.5}}, "detail.object.size"),  # Powertools takes a float
+    ({"object": {"key": ""}}, "detail.object.key"),
+    ({"bucket": {"name": ""}}, "detail.bucket.name"),
+    ({"request-id": None}, "detail.request-id"),  # S3 always says which request created the object
+])
+def test_our_constraints_on_powertools_s3_event_model_name_what_is_wrong(change, field):
+    event = json.loads((EVENTS / "ingest" / "valid_csv.json").read_text())
+    event["detail"] |= change
+
+    with pytest.raises(ValidationError, match=field.replace(".", r"\.")):
+        S3ObjectCreatedEvent.model_validate(event)
+
+
 def test_a_payload_with_an_unknown_field_is_refused():
     payload = json.loads((EVENTS / "evaluate_gate" / "pass.json").read_text()) | {"extra": 1}
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+# s3.py, not the package: the package does not export the bucket model.
+from aws_lambda_powertools.utilities.parser.models.s3 import (
+    S3EventNotificationEventBridgeBucketModel,
+    S3EventNotificationEventBridgeDetailModel,
+    S3EventNotificationEventBridgeModel,
+    S3EventNotificationObjectModel,
+)
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from selfheal_shared.config import Metric
@@ -38,39 +44,31 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class S3Bucket(BaseModel):
+# Powertools' S3-over-EventBridge models, held to what S3 and this project allow.
+
+
+class S3Bucket(S3EventNotificationEventBridgeBucketModel):
     name: str = Field(min_length=1, max_length=255)
 
 
-class S3Object(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
+class S3Object(S3EventNotificationObjectModel):
     key: str = Field(min_length=1, max_length=4096)  # pydantic refuses lone surrogates
-    size: int | None = Field(None, ge=0)
-    etag: str = ""
+    size: int | None = Field(None, ge=0)  # bytes: Powertools' model takes any non-negative float
     version_id: str | None = Field(None, alias="version-id", max_length=1024)
-    sequencer: str | None = None
 
 
-class ObjectCreatedDetail(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    version: str = "0"
+class ObjectCreatedDetail(S3EventNotificationEventBridgeDetailModel):
     bucket: S3Bucket
     object: S3Object
-    request_id: str | None = Field(None, alias="request-id")
-    requester: str | None = None
-    source_ip_address: str | None = Field(None, alias="source-ip-address")
-    reason: str | None = None
 
 
-class S3ObjectCreatedEvent(EventBridgeModel):
+class S3ObjectCreatedEvent(S3EventNotificationEventBridgeModel):
     """An S3 "Object Created" event as EventBridge delivers it. The key is not URL-encoded here
     (unlike S3's direct notifications)."""
 
     source: Literal["aws.s3"]
     detail_type: Literal["Object Created"] = Field(alias="detail-type")
-    detail: ObjectCreatedDetail  # type: ignore[assignment]
+    detail: ObjectCreatedDetail
 
 
 class GateRequest(Payload):
