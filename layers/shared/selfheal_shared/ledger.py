@@ -80,6 +80,17 @@ def _is_condition_failure(error: ClientError) -> bool:
     return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
+def _conditional(write: Callable[[], object]) -> bool:
+    """Make a conditional write: True when it was made, False when its condition did not hold."""
+    try:
+        write()
+    except ClientError as error:
+        if _is_condition_failure(error):
+            return False
+        raise
+    return True
+
+
 def _pages(call: Callable[..., dict[str, Any]], request: dict[str, Any]) -> Iterator[Any]:
     """Every item of a Query or Scan, page after page, as plain values."""
     while True:
@@ -251,17 +262,9 @@ def acquire_lock(model: str, run_id: str, *, ttl_seconds: int, steal_from: str |
     condition = Attr("sk").not_exists() | Attr("expires_at").lt(timestamp(now)) | Attr("run_id").eq(run_id)
     if steal_from:
         condition = condition | Attr("run_id").eq(steal_from)
-    try:
-        aws.ledger_table().put_item(
-            Item=LockItem(**item_key(model, LOCK), run_id=run_id, acquired_at=timestamp(now),
-                          expires_at=timestamp(now + timedelta(seconds=ttl_seconds))),
-            ConditionExpression=condition,
-        )
-    except ClientError as error:
-        if _is_condition_failure(error):
-            return False
-        raise
-    return True
+    item = LockItem(**item_key(model, LOCK), run_id=run_id, acquired_at=timestamp(now),
+                    expires_at=timestamp(now + timedelta(seconds=ttl_seconds)))
+    return _conditional(lambda: aws.ledger_table().put_item(Item=item, ConditionExpression=condition))
 
 
 def get_lock(model: str) -> LockItem | None:
@@ -271,15 +274,8 @@ def get_lock(model: str) -> LockItem | None:
 def release_lock(model: str, run_id: str) -> bool:
     """Release the LOCK if this run holds it; returns False when it does not (already released,
     expired and taken by another run)."""
-    try:
-        aws.ledger_table().delete_item(
-            Key=item_key(model, LOCK), ConditionExpression=Attr("run_id").eq(run_id)
-        )
-    except ClientError as error:
-        if _is_condition_failure(error):
-            return False
-        raise
-    return True
+    return _conditional(lambda: aws.ledger_table().delete_item(Key=item_key(model, LOCK),
+                                                               ConditionExpression=Attr("run_id").eq(run_id)))
 
 
 # The champion: the model package serving (or to serve) the model
@@ -315,13 +311,8 @@ def record_endpoint(model: str, entry: Mapping[str, Any], **fields: Any) -> Endp
 
 def annotate_champion(model: str, model_package_arn: str, **fields: Any) -> bool:
     """Add fields to the CHAMPION item while it still names this package; False when it does not."""
-    try:
-        _set(item_key(model, CHAMPION), fields, ConditionExpression=Attr("model_package_arn").eq(model_package_arn))
-    except ClientError as error:
-        if _is_condition_failure(error):
-            return False
-        raise
-    return True
+    return _conditional(lambda: _set(item_key(model, CHAMPION), fields,
+                                     ConditionExpression=Attr("model_package_arn").eq(model_package_arn)))
 
 
 def put_monitor(model: str, *, at: str, execution: str, **fields: Any) -> tuple[MonitorItem, bool]:
