@@ -10,8 +10,7 @@ import json
 import pytest
 from container_fixtures import serve_model
 
-from selfheal.localcloud.hosting import ModelError
-
+from .serving_client import answer
 from .user_code import IN_MODEL, ISOLATED_ENV
 
 
@@ -35,15 +34,6 @@ def endpoint(served):
     served.metrics.clear()
     served.serving["AllTraffic"].fail_every_request = False
     return served
-
-
-def answer(hosting, body: bytes, content_type: str | None = "text/csv", accept: str | None = "text/csv"):
-    """(status, content type, body) as the client sees them."""
-    try:
-        out, out_type, _ = hosting.invoke("m", body, content_type, accept)
-    except ModelError as error:
-        return error.original_status_code, None, error.original_message
-    return 200, out_type, out.decode()
 
 
 @pytest.mark.parametrize(("request_text", "status"), [

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from container_fixtures import serve_model
 
-from selfheal.localcloud.hosting import ModelError
+from tests.localcloud.serving_client import answer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "functions" / "register_model"))  # its code root
 
@@ -46,19 +46,10 @@ def endpoint(served):
     return served
 
 
-def invoke(hosting, body: bytes, content_type: str | None = "text/csv", accept: str | None = "text/csv"):
-    """(status, content type, body) as the client sees them."""
-    try:
-        out, out_type, _ = hosting.invoke("m", body, content_type, accept)
-    except ModelError as error:
-        return error.original_status_code, None, error.original_message
-    return 200, out_type, out.decode()
-
-
 def test_the_registered_model_serves_its_predictions_from_an_isolated_endpoint(hosting, endpoint, binary_model):
     # When the test rows are sent as a client sends them (CSV, no header, no target)
     model_rows = binary_model.test_rows.drop(columns=[binary_model.config["target"]]).head(20)
-    status, content_type, body = invoke(hosting, model_rows.to_csv(header=False, index=False).encode())
+    status, content_type, body = answer(hosting, model_rows.to_csv(header=False, index=False).encode())
     # Then they are answered with one probability per row
     assert (status, content_type) == (200, "text/csv"), body
     probabilities = np.array(body.split(), dtype=np.float64)
@@ -73,7 +64,7 @@ def test_the_registered_model_serves_its_predictions_from_an_isolated_endpoint(h
 ])
 def test_the_response_says_which_of_the_accepted_types_it_is(hosting, endpoint, binary_model, accept, answered_as):
     row = binary_model.test_rows.drop(columns=[binary_model.config["target"]]).head(1)
-    status, content_type, body = invoke(hosting, row.to_csv(header=False, index=False).encode(), accept=accept)
+    status, content_type, body = answer(hosting, row.to_csv(header=False, index=False).encode(), accept=accept)
     assert (status, content_type) == (200, answered_as), body
 
 
@@ -95,7 +86,7 @@ def test_a_bad_request_is_a_client_error_in_the_container_never_a_5xx(hosting, e
         body = binary_model.test_rows.drop(columns=[binary_model.config["target"]]).head(1).to_csv(
             header=False, index=False).encode()
     # When a malformed request reaches the model (the toolkit decides the status from what the script raises)
-    got, _, message = invoke(hosting, body, content_type, accept)
+    got, _, message = answer(hosting, body, content_type, accept)
     # Then the client gets a 4xx with the script's message, and only the 4xx counter moves: a rollback alarm on
     # Invocation5XXErrors never sees it
     assert got == status, message
