@@ -10,7 +10,7 @@ import json
 import pytest
 from container_fixtures import serve_model
 
-from .serving_client import answer
+from .serving_client import answer, endpoint_fixture, hosting_fixture  # noqa: F401 (fixtures)
 from .user_code import IN_MODEL, ISOLATED_ENV
 
 
@@ -21,19 +21,6 @@ def served(module_hosting):
     endpoint = serve_model(s3, hosting, IN_MODEL, ISOLATED_ENV)
     assert endpoint.status == "InService", endpoint.failure_reason
     return endpoint
-
-
-@pytest.fixture
-def hosting(module_hosting):
-    return module_hosting[1]
-
-
-@pytest.fixture
-def endpoint(served):
-    """The module's endpoint, with fresh counters and a model that does not fail."""
-    served.metrics.clear()
-    served.serving["AllTraffic"].fail_every_request = False
-    return served
 
 
 @pytest.mark.parametrize(("request_text", "status"), [

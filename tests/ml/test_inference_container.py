@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from container_fixtures import serve_model
 
-from tests.localcloud.serving_client import answer
+from tests.localcloud.serving_client import answer, endpoint_fixture, hosting_fixture  # noqa: F401 (fixtures)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "functions" / "register_model"))  # its code root
 
@@ -33,17 +33,6 @@ def served(module_hosting, model_tarball):
     endpoint = serve_model(s3, hosting, model_tarball, SERVING_ENVIRONMENT, isolated=True)
     assert endpoint.status == "InService", endpoint.failure_reason
     return endpoint
-
-
-@pytest.fixture
-def hosting(module_hosting):
-    return module_hosting[1]
-
-
-@pytest.fixture
-def endpoint(served):
-    served.metrics.clear()  # each test counts its own requests
-    return served
 
 
 def test_the_registered_model_serves_its_predictions_from_an_isolated_endpoint(hosting, endpoint, binary_model):
