@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from selfheal_aws_fixtures import EVENTS
-from selfheal_shared.events import GateRequest, RecordRunRequest, RegisterRequest, S3ObjectCreatedEvent
+from selfheal_shared.events import GateRequest, RecordRunRequest, RegisterRequest
+from selfheal_shared.s3_events import S3ObjectCreatedEvent
 from selfheal_shared.serving_events import (
     DeployRequest,
     ModelPackageStateChangeEvent,
