@@ -42,7 +42,7 @@ if str(HERE) not in sys.path:  # features.py ships beside this script
     sys.path.insert(0, str(HERE))
 
 from features import FeatureTransform  # noqa: E402
-from quality_metrics import fit_calibration  # noqa: E402
+from quality_metrics import LOWER_IS_BETTER, fit_calibration  # noqa: E402
 
 OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
 INPUT = OPT_ML / "processing" / "input"
@@ -58,7 +58,6 @@ METRICS = {
     "regression": ("rmse", "mae", "r2"),
 }
 DEFAULT_METRIC = {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}
-LOWER_IS_BETTER = {"logloss", "rmse", "mae"}
 MODEL_FILES = ("xgboost-model", "transform.json")
 
 

@@ -11,9 +11,9 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ingest import Upload, ingest_upload
-from selfheal_shared.events import S3ObjectCreatedEvent
 from selfheal_shared.handler import handler, logger
 from selfheal_shared.idempotency import run_once
+from selfheal_shared.s3_events import S3ObjectCreatedEvent
 
 
 @handler(S3ObjectCreatedEvent, correlation_id_path=correlation_paths.EVENT_BRIDGE)

@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, computed_field
 from selfheal_shared import aws, ledger, notify
 from selfheal_shared.config import ModelConfig, read_model_config
 from selfheal_shared.errors import ConfigError, ConfigNotFound, UploadRejected
-from selfheal_shared.events import S3ObjectCreatedEvent
 from selfheal_shared.idempotency import run_once
 from selfheal_shared.runs import maybe_start_run
+from selfheal_shared.s3_events import S3ObjectCreatedEvent
 from selfheal_shared.s3uri import s3_uri
 from selfheal_shared.settings import get_settings
 from upload_checks import (

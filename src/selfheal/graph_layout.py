@@ -119,12 +119,7 @@ def _order_layers(slots: dict[str, Slot], routes: dict[int, list[str]]) -> list[
     rows: list[list[Slot]] = [[] for _ in range(max(s.layer for s in slots.values()) + 1)]
     for slot in slots.values():  # definition order for nodes, edge order for dummies
         rows[slot.layer].append(slot)
-    up: dict[str, list[str]] = defaultdict(list)
-    down: dict[str, list[str]] = defaultdict(list)
-    for route in routes.values():
-        for a, b in zip(route, route[1:], strict=False):
-            down[a].append(b)
-            up[b].append(a)
+    up, down = _neighbours(routes)
     best, best_crossings = [list(row) for row in rows], _crossings(rows, down)
     for sweep in range(8):
         downward = sweep % 2 == 0
@@ -134,6 +129,17 @@ def _order_layers(slots: dict[str, Slot], routes: dict[int, list[str]]) -> list[
         if crossings < best_crossings:
             best, best_crossings = [list(row) for row in rows], crossings
     return best
+
+
+def _neighbours(routes: dict[int, list[str]]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(above, below): each slot's neighbours one layer up and one layer down, along the routes."""
+    above: dict[str, list[str]] = defaultdict(list)
+    below: dict[str, list[str]] = defaultdict(list)
+    for route in routes.values():
+        for a, b in zip(route, route[1:], strict=False):
+            below[a].append(b)
+            above[b].append(a)
+    return above, below
 
 
 def _sort_by_barycenter(row: list[Slot], reference: list[Slot], neighbours: dict[str, list[str]]) -> None:
@@ -159,12 +165,7 @@ def _crossings(rows: list[list[Slot]], down: dict[str, list[str]]) -> int:
 def _place(rows: list[list[Slot]], routes: dict[int, list[str]]) -> None:
     """x by the priority method: sweeps move each slot toward its neighbours in the layer before it (down,
     then up); states outrank edge lanes, so the main path stays straight and lanes make room around it."""
-    above: dict[str, list[str]] = defaultdict(list)
-    below: dict[str, list[str]] = defaultdict(list)
-    for route in routes.values():
-        for a, b in zip(route, route[1:], strict=False):
-            below[a].append(b)
-            above[b].append(a)
+    above, below = _neighbours(routes)
     for row in rows:
         _pack(row, [0.0] * len(row))
     slots = {s.key: s for row in rows for s in row}

@@ -115,12 +115,17 @@ def test_drift_without_new_labelled_data_waits_for_labels(decide, serving_cloud)
     assert ledger.get_pending_retrain(MODEL)["execution"] == "monitor-churn-0123456789ab"
 
 
-def test_labels_arriving_that_hold_clear_the_pending_retrain(decide, serving_cloud):
-    # Given a retrain pending since an earlier drift, and labels arriving (no new traffic) that show the AUC held
+def labels_arrive_for_a_pending_retrain(decide, serving_cloud, *, matched: int, realized: float) -> dict:
+    """Given a retrain pending since an earlier drift and no new traffic, labels arrive showing this AUC."""
     no_new_uploads()
     ledger.set_pending_retrain(MODEL, since="2025-11-26T08:00:00.000000Z", execution="earlier", reason="drift")
-    given_quality(serving_cloud, matched=400, realized=0.86)
-    result = decide("labels_arrived.json")
+    given_quality(serving_cloud, matched=matched, realized=realized)
+    return decide("labels_arrived.json")
+
+
+def test_labels_arriving_that_hold_clear_the_pending_retrain(decide, serving_cloud):
+    # Given a retrain pending since an earlier drift, and labels arriving (no new traffic) that show the AUC held
+    result = labels_arrive_for_a_pending_retrain(decide, serving_cloud, matched=400, realized=0.86)
     # Then nothing is retrained and the pending retrain is cleared, saying why
     assert (result["status"], result["action"]) == ("Completed", "none")
     assert result["reason"].startswith("quality held: realized auc 0.86 meets the threshold 0.75")
@@ -128,10 +133,7 @@ def test_labels_arriving_that_hold_clear_the_pending_retrain(decide, serving_clo
 
 
 def test_labels_arriving_that_confirm_the_drop_retrain_though_no_new_traffic_came(decide, serving_cloud):
-    no_new_uploads()
-    ledger.set_pending_retrain(MODEL, since="2025-11-26T08:00:00.000000Z", execution="earlier", reason="drift")
-    given_quality(serving_cloud, matched=300, realized=0.55)
-    result = decide("labels_arrived.json")
+    result = labels_arrive_for_a_pending_retrain(decide, serving_cloud, matched=300, realized=0.55)
     assert (result["status"], result["action"]) == ("CompletedWithViolations", "retrain")
     assert ledger.get_pending_retrain(MODEL) is None
 

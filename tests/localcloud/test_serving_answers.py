@@ -9,7 +9,7 @@ import json
 
 import pytest
 from selfheal_bench.fixtures.containers import serve_model
-from selfheal_bench.localcloud.hosting import ModelError
+from selfheal_bench.fixtures.endpoint import answer, endpoint_fixture, hosting_fixture  # noqa: F401 (fixtures)
 
 from .user_code import IN_MODEL, ISOLATED_ENV
 
@@ -21,28 +21,6 @@ def served(module_hosting):
     endpoint = serve_model(s3, hosting, IN_MODEL, ISOLATED_ENV)
     assert endpoint.status == "InService", endpoint.failure_reason
     return endpoint
-
-
-@pytest.fixture
-def hosting(module_hosting):
-    return module_hosting[1]
-
-
-@pytest.fixture
-def endpoint(served):
-    """The module's endpoint, with fresh counters and a model that does not fail."""
-    served.metrics.clear()
-    served.serving["AllTraffic"].fail_every_request = False
-    return served
-
-
-def answer(hosting, body: bytes, content_type: str | None = "text/csv", accept: str | None = "text/csv"):
-    """(status, content type, body) as the client sees them."""
-    try:
-        out, out_type, _ = hosting.invoke("m", body, content_type, accept)
-    except ModelError as error:
-        return error.original_status_code, None, error.original_message
-    return 200, out_type, out.decode()
 
 
 @pytest.mark.parametrize(("request_text", "status"), [

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from registry import SERVING_ENVIRONMENT  # register_model's code root: the bench puts it on the path, as Lambda
 from selfheal_bench.fixtures.containers import serve_model
-from selfheal_bench.localcloud.hosting import ModelError
+from selfheal_bench.fixtures.endpoint import answer, endpoint_fixture, hosting_fixture  # noqa: F401 (fixtures)
 
 MB = 1024 * 1024
 GOOD_ROW = b"<a good row>"  # stands for one of the test rows
@@ -28,30 +28,10 @@ def served(module_hosting, model_tarball):
     return endpoint
 
 
-@pytest.fixture
-def hosting(module_hosting):
-    return module_hosting[1]
-
-
-@pytest.fixture
-def endpoint(served):
-    served.metrics.clear()  # each test counts its own requests
-    return served
-
-
-def invoke(hosting, body: bytes, content_type: str | None = "text/csv", accept: str | None = "text/csv"):
-    """(status, content type, body) as the client sees them."""
-    try:
-        out, out_type, _ = hosting.invoke("m", body, content_type, accept)
-    except ModelError as error:
-        return error.original_status_code, None, error.original_message
-    return 200, out_type, out.decode()
-
-
 def test_the_registered_model_serves_its_predictions_from_an_isolated_endpoint(hosting, endpoint, binary_model):
     # When the test rows are sent as a client sends them (CSV, no header, no target)
     model_rows = binary_model.test_rows.drop(columns=[binary_model.config["target"]]).head(20)
-    status, content_type, body = invoke(hosting, model_rows.to_csv(header=False, index=False).encode())
+    status, content_type, body = answer(hosting, model_rows.to_csv(header=False, index=False).encode())
     # Then they are answered with one probability per row
     assert (status, content_type) == (200, "text/csv"), body
     probabilities = np.array(body.split(), dtype=np.float64)
@@ -66,7 +46,7 @@ def test_the_registered_model_serves_its_predictions_from_an_isolated_endpoint(h
 ])
 def test_the_response_says_which_of_the_accepted_types_it_is(hosting, endpoint, binary_model, accept, answered_as):
     row = binary_model.test_rows.drop(columns=[binary_model.config["target"]]).head(1)
-    status, content_type, body = invoke(hosting, row.to_csv(header=False, index=False).encode(), accept=accept)
+    status, content_type, body = answer(hosting, row.to_csv(header=False, index=False).encode(), accept=accept)
     assert (status, content_type) == (200, answered_as), body
 
 
@@ -88,7 +68,7 @@ def test_a_bad_request_is_a_client_error_in_the_container_never_a_5xx(hosting, e
         body = binary_model.test_rows.drop(columns=[binary_model.config["target"]]).head(1).to_csv(
             header=False, index=False).encode()
     # When a malformed request reaches the model (the toolkit decides the status from what the script raises)
-    got, _, message = invoke(hosting, body, content_type, accept)
+    got, _, message = answer(hosting, body, content_type, accept)
     # Then the client gets a 4xx with the script's message, and only the 4xx counter moves: a rollback alarm on
     # Invocation5XXErrors never sees it
     assert got == status, message

@@ -136,25 +136,22 @@ def test_the_train_split_is_one_file_per_training_instance(multiclass_model, san
         assert sandbox.output(name).read_bytes() == multiclass_model.prep.output(name).read_bytes(), name
 
 
-def test_a_train_split_too_small_for_the_training_instances_fails_the_job(sandbox, dataset) -> None:
-    sandbox.write_json(sandbox.input("config", "config.json"),
-                       {"target": "churned", "problem": "binary", "training": {"instance_count": 100}})
+@pytest.mark.parametrize(("config", "data", "message"), [
+    ({"target": "churned", "problem": "binary", "training": {"instance_count": 100}}, 60,
+     "training rows cannot be shared by 100 training instances"),
+    ({"target": "revenue", "problem": "regression"}, 50, "target column 'revenue' is not in the data"),
+], ids=["train split too small for the instances", "target missing from the data"])
+def test_data_the_config_cannot_use_fails_the_job_with_a_clear_message(sandbox, dataset, config, data,
+                                                                        message) -> None:
+    # Given an upload of binary data and a config it does not fit
+    sandbox.write_json(sandbox.input("config", "config.json"), config)
     upload = sandbox.input("data", "upload.csv")
     upload.parent.mkdir(parents=True)
-    dataset("binary", rows=60).to_csv(upload, index=False)
+    dataset("binary", rows=data).to_csv(upload, index=False)
+    # When Preprocess runs, Then the job fails and says why
     run = sandbox.process("preprocess.py", check=False)
     assert run.returncode != 0
-    assert "training rows cannot be shared by 100 training instances" in run.stderr
-
-
-def test_a_target_missing_from_the_data_fails_the_job_with_a_clear_message(sandbox, dataset) -> None:
-    sandbox.write_json(sandbox.input("config", "config.json"), {"target": "revenue", "problem": "regression"})
-    upload = sandbox.input("data", "upload.csv")
-    upload.parent.mkdir(parents=True)
-    dataset("binary", rows=50).to_csv(upload, index=False)
-    run = sandbox.process("preprocess.py", check=False)
-    assert run.returncode != 0
-    assert "target column 'revenue' is not in the data" in run.stderr
+    assert message in run.stderr
 
 
 def iris_like(rare: dict[str, int]) -> pd.DataFrame:

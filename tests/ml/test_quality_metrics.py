@@ -188,3 +188,11 @@ def test_a_lower_is_better_metric_is_violated_above_its_threshold():
     assert constraints["regression_constraints"]["rmse"]["comparison_operator"] == "GreaterThanThreshold"
     (violation,) = qm.violations_document("regression", constraints, statistics)["violations"]
     assert violation["metric_name"] == "rmse"
+
+
+def test_the_job_scripts_and_the_gate_agree_which_metrics_are_lower_is_better():
+    # The job scripts ship without the Lambda layer, so each keeps its own set: for every metric a model's
+    # configuration may name, they agree
+    from selfheal_shared.config import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
+
+    assert qm.LOWER_IS_BETTER & (CLASSIFICATION_METRICS | REGRESSION_METRICS) == LOWER_IS_BETTER

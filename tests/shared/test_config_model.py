@@ -122,6 +122,8 @@ def test_a_metric_that_does_not_fit_the_problem_is_refused(problem, metric):
     ("monitor", {"instance_count": 0}, "monitor.instance_count"),
     ("monitor", {"instance_count": 101}, "monitor.instance_count"),
     ("validation", {"allowed_formats": ["csv", "xlsx"]}, "validation.allowed_formats.1"),
+    ("validation", {"allowed_formats": ["csv", "csv"]}, "validation.allowed_formats"),
+    ("monitor", {"check_types": ["data_type_check", "data_type_check"]}, "monitor.check_types"),
 ])
 def test_out_of_range_and_unsafe_values_are_refused_by_path(field, value, path):
     problems = problems_of({**CHURN, field: value})

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from selfheal_shared.events import GateRequest, RecordRunRequest, RegisterRequest, S3ObjectCreatedEvent
+from selfheal_shared.events import GateRequest, RecordRunRequest, RegisterRequest
+from selfheal_shared.s3_events import S3ObjectCreatedEvent
 from selfheal_shared.serving_events import (
     DeployRequest,
     ModelPackageStateChangeEvent,
@@ -47,6 +48,20 @@ def test_the_s3_event_exposes_bucket_key_version_and_size():
 ])
 def test_a_malformed_s3_event_names_what_is_wrong(change, field):
     event = json.loads((EVENTS / "ingest" / "valid_csv.json").read_text()) | change
+
+    with pytest.raises(ValidationError, match=field.replace(".", r"\.")):
+        S3ObjectCreatedEvent.model_validate(event)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"object": {"key": "incoming/churn/a.csv", "size": 1.5}}, "detail.object.size"),  # Powertools takes a float
+    ({"object": {"key": ""}}, "detail.object.key"),
+    ({"bucket": {"name": ""}}, "detail.bucket.name"),
+    ({"request-id": None}, "detail.request-id"),  # S3 always says which request created the object
+])
+def test_our_constraints_on_powertools_s3_event_model_name_what_is_wrong(change, field):
+    event = json.loads((EVENTS / "ingest" / "valid_csv.json").read_text())
+    event["detail"] |= change
 
     with pytest.raises(ValidationError, match=field.replace(".", r"\.")):
         S3ObjectCreatedEvent.model_validate(event)

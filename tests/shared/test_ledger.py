@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 import pytest
-from selfheal_shared import ledger
+from selfheal_shared import ledger, ledger_items
 from selfheal_shared.errors import LedgerConflict
 
 
@@ -102,3 +102,27 @@ def test_the_champion_is_stored_and_read_back(cloud):
 def test_values_dynamodb_cannot_hold_are_refused_loudly():
     with pytest.raises(TypeError):
         ledger.to_dynamo({"when": object()})
+
+
+def test_the_key_scheme_is_one_partition_per_model_with_the_kind_first_in_the_sort_key():
+    assert ledger_items.item_key("churn", ledger_items.RUN, "churn-upload-1") == {"pk": "MODEL#churn",
+                                                                                 "sk": "RUN#churn-upload-1"}
+    assert ledger_items.sort_key(ledger_items.DATASET, "20250101T000000000000Z", "incoming/churn/a.csv") == (
+        "DATASET#20250101T000000000000Z#incoming/churn/a.csv")
+    assert ledger_items.sort_key(ledger_items.LOCK) == "LOCK"
+
+
+def test_a_reader_of_the_table_gets_every_page_of_a_kind_as_plain_values(cloud):
+    # Given three datasets of one model, one of another, and a run
+    for name in ("a", "b", "c"):
+        record("churn", f"2025010{ord(name) - 96}T000000000000Z", f"incoming/churn/{name}.csv")
+    record("fraud", "20250101T000000000000Z", "incoming/fraud/a.csv")
+    ledger.put_run("churn", "run-1", status=ledger.RUNNING)
+    # When the tools read them a page of one item at a time
+    by_query = list(ledger.query(cloud.table, "churn", ledger_items.DATASET, Limit=1))
+    by_scan = list(ledger.scan(cloud.table, ledger_items.DATASET, Limit=1))
+    # Then nothing is lost between pages, and numbers come back as Python numbers
+    assert [d["key"] for d in by_query] == [f"incoming/churn/{name}.csv" for name in "abc"]
+    assert sorted(d["key"] for d in by_scan) == ["incoming/churn/a.csv", "incoming/churn/b.csv",
+                                                 "incoming/churn/c.csv", "incoming/fraud/a.csv"]
+    assert by_query[0]["rows"] == 100 and type(by_query[0]["rows"]) is int

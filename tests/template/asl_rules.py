@@ -1,4 +1,5 @@
-"""House rules every state machine's Lambda tasks follow, shared by the template tests."""
+"""House rules every state machine's Lambda tasks (and the EventBridge rules that trigger functions) follow,
+shared by the template tests."""
 
 # Errors a Lambda task retries: the Lambda service's transient ones, and a function that died (out of
 # memory, killed) after its work, which is safe to retry because every handler is idempotent.
@@ -11,6 +12,27 @@ LAMBDA_TRANSIENT_ERRORS = {
     "Lambda.ClientExecutionTimeoutException",
 }
 MAX_ATTEMPTS = 6
+
+
+def assert_retried_boundedly(name: str, state: dict) -> None:
+    """A Task retries, every retrier is bounded and backs off, and a Lambda task retries the transient errors first."""
+    assert state["Retry"], name
+    for retry in state["Retry"]:
+        bounded = 1 <= retry["MaxAttempts"] <= MAX_ATTEMPTS and retry["BackoffRate"] >= 1
+        assert retry["MaxAttempts"] == 0 or bounded, name
+    if state["Resource"] == "arn:aws:states:::lambda:invoke":
+        assert set(state["Retry"][0]["ErrorEquals"]) == LAMBDA_TRANSIENT_ERRORS, name
+
+def assert_delivered_with_retries_and_a_dead_letter_queue(template: dict, rule: str, function: str, dlq: str) -> None:
+    """An EventBridge rule's one target is the function, with bounded retries and a dead-letter queue, and the
+    function's permission is for that rule alone."""
+    (target,) = template["Resources"][rule]["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
+    assert 0 < target["RetryPolicy"]["MaximumRetryAttempts"] <= 185
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    permission = template["Resources"][f"{rule}Permission"]["Properties"]
+    assert permission["SourceArn"] == {"Fn::GetAtt": [rule, "Arn"]}
+
 
 # The error names a Task can be failed with, by integration, as Step Functions names them (the local cloud's
 # own table: selfheal_bench.localcloud.sfn_integrations). Every Retry and Catch names only these, or States.*:

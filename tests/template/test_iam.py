@@ -16,13 +16,8 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 # Actions that take no resource narrower than "*" (AWS's service authorization reference).
-STAR_RESOURCE_ONLY = {
-    # X-Ray has no resource-level permissions.
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    # Step Functions' vended log delivery (AWS's documented policy for state machine logging).
+# Step Functions' vended log delivery (AWS's documented policy for state machine logging).
+LOG_DELIVERY = (
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
@@ -31,6 +26,14 @@ STAR_RESOURCE_ONLY = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+)
+STAR_RESOURCE_ONLY = {
+    # X-Ray has no resource-level permissions.
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    *LOG_DELIVERY,
     # The registry login token is account-wide; image pulls themselves are scoped to repositories.
     "ecr:GetAuthorizationToken",
     # Metrics have no resource; the statement is limited by the cloudwatch:namespace condition.
@@ -192,19 +195,7 @@ def test_the_pipeline_role_grants_every_call_its_tasks_make(view, render, fill, 
         for call in implied_calls(state, fill(state["Parameters"], retry_count=retry, machine=machine))
     ]
     # plus logging, tracing and the key grants for encrypted job volumes
-    calls += [
-        (a, "*", {})
-        for a in (
-            "logs:CreateLogDelivery",
-            "logs:GetLogDelivery",
-            "logs:UpdateLogDelivery",
-            "logs:DeleteLogDelivery",
-            "logs:ListLogDeliveries",
-            "logs:PutResourcePolicy",
-            "logs:DescribeResourcePolicies",
-            "logs:DescribeLogGroups",
-        )
-    ]
+    calls += [(action, "*", {}) for action in LOG_DELIVERY]
     calls += [("xray:PutTraceSegments", "*", {}), ("xray:PutTelemetryRecords", "*", {})]
     calls += [("kms:CreateGrant", key, {"kms:GrantIsForAWSResource": "true"}), ("kms:DescribeKey", key, {})]
     # Then the state machine's role allows each of them

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asl_rules import LAMBDA_TRANSIENT_ERRORS, MAX_ATTEMPTS, all_states
+from asl_rules import all_states, assert_delivered_with_retries_and_a_dead_letter_queue, assert_retried_boundedly
 from selfheal_shared import serving
 from selfheal_shared.serving_events import (
     Deployment,
@@ -90,12 +90,7 @@ def test_every_task_is_caught_and_retried_boundedly(machines, machine):
         assert catch["ErrorEquals"] == ["States.ALL"], name
         assert (catch["Next"], catch["ResultPath"]) == OTHER_CATCHES.get(name, ("RecordFailure", "$.error")), name
         # and every retry is bounded and backs off, Lambda's transient errors first
-        assert state["Retry"], name
-        for retry in state["Retry"]:
-            assert retry["MaxAttempts"] == 0 or (1 <= retry["MaxAttempts"] <= MAX_ATTEMPTS
-                                                  and retry["BackoffRate"] >= 1), name
-        if state["Resource"] == "arn:aws:states:::lambda:invoke":
-            assert set(state["Retry"][0]["ErrorEquals"]) == LAMBDA_TRANSIENT_ERRORS, name
+        assert_retried_boundedly(name, state)
 
 
 @pytest.mark.parametrize(("choice", "counter"), [("EndpointStatus?", "CountPoll"),
@@ -203,12 +198,8 @@ def test_manual_approvals_reach_approval_with_retries_and_a_dead_letter_queue(ra
         "detail": {"ModelPackageGroupName": [{"prefix": "selfheal-"}], "ModelApprovalStatus": ["Approved"]},
     }
     # and delivers to ApprovalFunction with bounded retries and a dead-letter queue
-    (target,) = rule["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": ["ApprovalFunction", "Arn"]}
-    assert 0 < target["RetryPolicy"]["MaximumRetryAttempts"] <= 185
-    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["ApprovalDLQ", "Arn"]}
-    permission = raw_template["Resources"]["ApprovalRulePermission"]["Properties"]
-    assert permission["SourceArn"] == {"Fn::GetAtt": ["ApprovalRule", "Arn"]}
+    assert_delivered_with_retries_and_a_dead_letter_queue(raw_template, "ApprovalRule", "ApprovalFunction",
+                                                          "ApprovalDLQ")
     function = raw_template["Resources"]["ApprovalFunction"]["Properties"]
     assert function["DeadLetterQueue"]["TargetArn"] == {"Fn::GetAtt": ["ApprovalDLQ", "Arn"]}
 

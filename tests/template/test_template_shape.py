@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asl_rules import LAMBDA_TRANSIENT_ERRORS, MAX_ATTEMPTS
+from asl_rules import assert_delivered_with_retries_and_a_dead_letter_queue, assert_retried_boundedly
 from selfheal_shared.config import Spot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,12 +114,7 @@ def test_uploads_reach_ingest_with_retries_and_a_dead_letter_queue(raw_template)
         "detail": {"bucket": {"name": [{"Ref": "DataBucket"}]}, "object": {"key": [{"prefix": "incoming/"}]}},
     }
     # and delivers to IngestFunction with bounded retries and a dead-letter queue
-    (target,) = rule["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": ["IngestFunction", "Arn"]}
-    assert 0 < target["RetryPolicy"]["MaximumRetryAttempts"] <= 185
-    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["IngestDLQ", "Arn"]}
-    permission = raw_template["Resources"]["IngestRulePermission"]["Properties"]
-    assert permission["SourceArn"] == {"Fn::GetAtt": ["IngestRule", "Arn"]}
+    assert_delivered_with_retries_and_a_dead_letter_queue(raw_template, "IngestRule", "IngestFunction", "IngestDLQ")
 
 
 def test_every_function_gets_exactly_the_documented_environment(raw_template):
@@ -213,13 +208,9 @@ def test_every_task_catches_everything_into_record_failure_and_retries_boundedly
             assert catch["Next"] == "Failed" and catch["ResultPath"] != "$.error"
         else:
             assert (catch["Next"], catch["ResultPath"]) == ("RecordFailure", "$.error"), name
-        # and every retry is bounded and backs off
-        assert state["Retry"], name
-        for retry in state["Retry"]:
-            assert retry["MaxAttempts"] == 0 or (1 <= retry["MaxAttempts"] <= MAX_ATTEMPTS
-                                                  and retry["BackoffRate"] >= 1), name
+        # and every retry is bounded and backs off, Lambda's transient errors first
+        assert_retried_boundedly(name, state)
         if state["Resource"] == "arn:aws:states:::lambda:invoke":
-            assert set(state["Retry"][0]["ErrorEquals"]) == LAMBDA_TRANSIENT_ERRORS, name
             assert state["Parameters"]["FunctionName"].startswith("arn:aws:lambda:"), name
 
 

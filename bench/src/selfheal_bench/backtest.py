@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 from selfheal_shared.config import load_config
 from selfheal_shared.errors import ConfigError
+from selfheal_shared.ledger_items import ENDPOINT, MONITOR, RUN, sort_key
 
 from selfheal.project import find_project
 
@@ -217,7 +218,7 @@ class Replay:
         frame = pd.read_csv(step.file, dtype=str, keep_default_na=False)
         if INFERENCE_ID not in frame.columns:
             return
-        endpoint = ledger_item(cloud, step.model, "ENDPOINT") or {}
+        endpoint = ledger_item(cloud, step.model, ENDPOINT) or {}
         served = Served(step.at, endpoint.get("model_package_arn"), endpoint.get("run_id"))
         self.served |= dict.fromkeys(frame[INFERENCE_ID], served)
         self.requests[step.model] = pd.concat([self.requests.get(step.model), frame.set_index(INFERENCE_ID)])
@@ -235,7 +236,7 @@ class Replay:
             self.echo("    " + line.replace("\n", "\n  "))
         if self.policy == "never":
             for model, config in self.scenario.models.items():
-                if model not in self.frozen and (ledger_item(cloud, model, "ENDPOINT") or {}).get("model_package_arn"):
+                if model not in self.frozen and (ledger_item(cloud, model, ENDPOINT) or {}).get("model_package_arn"):
                     cloud.put_model_config(model, policy_config("never", config, first_deployed=True))
                     self.frozen.add(model)
         return True
@@ -272,7 +273,7 @@ class Replay:
 
     def model_of(self, cloud: LocalCloud, schedule: str) -> str | None:
         return next((model for model in self.scenario.models
-                     if (ledger_item(cloud, model, "ENDPOINT") or {}).get("schedule_name") == schedule), None)
+                     if (ledger_item(cloud, model, ENDPOINT) or {}).get("schedule_name") == schedule), None)
 
     @staticmethod
     def interval(cloud: LocalCloud, name: str, group: str) -> timedelta:
@@ -327,13 +328,13 @@ class Replay:
     def summarize(self, cloud: LocalCloud, report: dict[str, Any], end: datetime) -> dict[str, Any]:
         model = next(iter(self.scenario.models))  # the figures are per policy: of the scenario's (first) model
         config = load_config(self.scenario.models[model])
-        endpoint = ledger_item(cloud, model, "ENDPOINT") or {}
+        endpoint = ledger_item(cloud, model, ENDPOINT) or {}
         rollouts = [h for h in endpoint.get("history", []) if h.get("outcome") == "deployed"]
         rollout_times = [parse_time(h["at"]) for h in rollouts]
         points = self.points(cloud, model, config.metric.name, rollout_times)
         jobs = job_records(cloud)
         cost = figures.costs(jobs, fleets(cloud, rollouts, end), self.prices)
-        runs = sorted(ledger_items(cloud, model, "RUN#"), key=lambda run: run.get("started_at", ""))
+        runs = sorted(ledger_items(cloud, model, RUN), key=lambda run: run.get("started_at", ""))
         return {
             "model": model, "metric": config.metric.name, "threshold": config.metric.threshold,
             "retrains": max(len(runs) - 1, 0),
@@ -374,7 +375,7 @@ def decisions(cloud: LocalCloud, model: str) -> list[dict[str, Any]]:
     """Every monitoring decision with its reason: the MONITOR items, oldest first."""
     keys = ("at", "execution", "status", "action", "reason", "suppressed", "run_id")
     return [{key: item.get(key) for key in keys} | {"realized": (item.get("quality") or {}).get("metrics", {})}
-            for item in sorted(ledger_items(cloud, model, "MONITOR#"), key=lambda item: item["sk"])]
+            for item in sorted(ledger_items(cloud, model, MONITOR), key=lambda item: item["sk"])]
 
 
 def job_records(cloud: LocalCloud) -> list[figures.JobRecord]:
@@ -409,7 +410,7 @@ def realized_metric(cloud: LocalCloud, model: str, run_id: str, ground_truth_key
     """ml/quality.py's join of the model's captured predictions with one ground-truth file, and its metric."""
     quality = _quality()
     s3 = cloud.client("s3")
-    run = ledger_item(cloud, model, f"RUN#{run_id}") or {}
+    run = ledger_item(cloud, model, sort_key(RUN, run_id)) or {}
     artifacts = str(run["artifacts_uri"]).removeprefix(f"s3://{cloud.bucket}/").rstrip("/")
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)

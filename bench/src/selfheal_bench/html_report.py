@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
+from selfheal_shared.config import LOWER_IS_BETTER
 
 from selfheal.graph import END, START, Graph, Status, load_graph
 from selfheal.graph_svg import to_svg
@@ -19,7 +20,6 @@ from selfheal.graph_svg import to_svg
 from .page import render_page, ticks
 
 DEFAULT_DRIFT_THRESHOLD = 0.1  # Model Monitor's default for baseline drift
-LOWER_IS_BETTER = {"logloss", "rmse", "mae"}
 SEVERITY: tuple[Status, ...] = ("failed", "running", "caught", "succeeded")
 SECTIONS = (("timeline", "Timeline"), ("executions", "Executions"), ("gate", "Gate metrics"), ("drift", "Drift"),
             ("quality", "Model quality"), ("serving", "Serving"), ("ledger", "Ledger"))

@@ -7,57 +7,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
+from selfheal_shared import ledger
+from selfheal_shared.ledger_items import ENDPOINT, MONITOR, QUARANTINE, RUN
+from selfheal_shared.serving import endpoint_name as endpoint_name  # re-exported: reliability.py imports it from here
 
 from .localcloud import LocalCloud
 
 
-def plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; the report holds plain JSON numbers."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
+def _table(cloud: LocalCloud) -> Any:
+    return cloud.resource("dynamodb").Table(cloud.ledger_table)
 
 
-def ledger_items(cloud: LocalCloud, model: str, prefix: str) -> list[dict[str, Any]]:
-    table = cloud.resource("dynamodb").Table(cloud.ledger_table)
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"MODEL#{model}") & Key("sk").begins_with(prefix)}
-    while True:
-        page = table.query(**kwargs)
-        items += [plain(item) for item in page["Items"]]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+def ledger_items(cloud: LocalCloud, model: str, kind: str) -> list[Any]:
+    """The model's ledger items whose sort key starts with `kind` (selfheal_shared.ledger_items), as plain values."""
+    return list(ledger.query(_table(cloud), model, kind))
 
 
-def ledger_kind(cloud: LocalCloud, prefix: str) -> list[dict[str, Any]]:
-    """Every ledger item whose sort key starts with `prefix`, whatever model partition it is in
+def ledger_kind(cloud: LocalCloud, kind: str) -> list[Any]:
+    """Every ledger item whose sort key starts with `kind`, whatever model partition it is in
     (IngestFunction files uploads for unknown or invalid model folders too), oldest first."""
-    table = cloud.resource("dynamodb").Table(cloud.ledger_table)
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").begins_with(prefix)}
-    while True:
-        page = table.scan(**kwargs)
-        items += [plain(item) for item in page["Items"]]
-        if "LastEvaluatedKey" not in page:
-            return sorted(items, key=lambda item: item["sk"])
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(ledger.scan(_table(cloud), kind), key=lambda item: item["sk"])
 
 
 def quarantined(cloud: LocalCloud) -> list[dict[str, Any]]:
     """Every quarantined upload, known model or not, with its reason."""
     return [{"model": item["model"], "key": item["key"], "reason": item["reason"], "check": item.get("check"),
              "quarantine_key": item.get("quarantine_key")}
-            for item in ledger_kind(cloud, "QUARANTINE#")]
+            for item in ledger_kind(cloud, QUARANTINE)]
 
 
 def executions(cloud: LocalCloud, known: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
@@ -121,36 +100,32 @@ def _json(text: str | None) -> Any:
         return text
 
 
-def endpoint_name(model: str) -> str:
-    return f"selfheal-{model}"
-
-
 def build_report(cloud: LocalCloud, models: Iterable[str],
                  traffic: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     models = list(models)
-    runs_by_id = {item["run_id"]: item for model in models for item in ledger_items(cloud, model, "RUN#")}
+    runs_by_id = {item["run_id"]: item for model in models for item in ledger_items(cloud, model, RUN)}
     runs = []
     all_executions = executions(cloud)
     for execution in all_executions:
         if execution["state_machine"] != "TrainingPipeline":
             continue
-        ledger = runs_by_id.get(execution["name"], {})
+        recorded = runs_by_id.get(execution["name"], {})
         status = execution["status"]
-        gate = ledger.get("gate") or {}
+        gate = recorded.get("gate") or {}
         runs.append({
             "run_id": execution["name"],
-            "model": ledger.get("model") or execution["input"].get("model"),
-            "trigger": ledger.get("trigger") or execution["input"].get("trigger"),
+            "model": recorded.get("model") or execution["input"].get("model"),
+            "trigger": recorded.get("trigger") or execution["input"].get("trigger"),
             "status": status,
-            "decision": ledger.get("decision") or ("failed" if status != "SUCCEEDED" else "registered"),
-            "metrics": ledger.get("metrics") or {},
-            "champion_metrics": ledger.get("champion_metrics"),
+            "decision": recorded.get("decision") or ("failed" if status != "SUCCEEDED" else "registered"),
+            "metrics": recorded.get("metrics") or {},
+            "champion_metrics": recorded.get("champion_metrics"),
             "gate": {"passed": bool(gate.get("passed", False)), "reasons": list(gate.get("reasons", []))},
-            "model_package_arn": ledger.get("model_package_arn"),
+            "model_package_arn": recorded.get("model_package_arn"),
             "states": execution["states"],
             "error": execution["error"],
             "cause": execution["cause"],
-            "datasets": ledger.get("datasets", []),
+            "datasets": recorded.get("datasets", []),
             "seconds": round((execution["stopped"] or execution["started"]) - execution["started"], 1),
         })
     return {"runs": runs, "quarantined": quarantined(cloud), "endpoints": endpoints(cloud, models),
@@ -215,7 +190,7 @@ def problems(report: dict[str, Any]) -> list[str]:
 def endpoints(cloud: LocalCloud, models: list[str]) -> dict[str, Any]:
     found = {}
     for model in models:
-        (item,) = ledger_items(cloud, model, "ENDPOINT") or [None]
+        (item,) = ledger_items(cloud, model, ENDPOINT) or [None]
         if item is None:
             continue
         sagemaker = cloud.client("sagemaker")
@@ -257,7 +232,7 @@ def monitoring(cloud: LocalCloud, models: list[str]) -> list[dict[str, Any]]:
     model-quality analysis (kind model_quality), each with the execution's decision."""
     found = []
     for model in models:
-        for item in ledger_items(cloud, model, "MONITOR#"):
+        for item in ledger_items(cloud, model, MONITOR):
             decided = {"model": model, "execution": item.get("execution"), "action": item.get("action"),
                        "reason": item.get("reason"), "run_id": item.get("run_id")}
             quality = item.get("quality")

@@ -18,11 +18,13 @@ from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
+from selfheal_shared.ledger_items import DATASET, QUARANTINE
+from selfheal_shared.serving import endpoint_name
 
 from .html_report import write_html
 from .localcloud import LocalCloud
 from .localcloud.cloud import IdleTimeout
-from .report import build_report, endpoint_name, executions, failure_of, ledger_kind, one_line, problems
+from .report import build_report, executions, failure_of, ledger_kind, one_line, problems
 from .scenario import INFERENCE_ID, Scenario, Step
 
 Print = Callable[[str], None]
@@ -90,7 +92,7 @@ class Seen:
         self._dead_letters = 0
 
     def new_lines(self, cloud: LocalCloud) -> Iterator[str]:
-        for item in ledger_kind(cloud, "DATASET#") + ledger_kind(cloud, "QUARANTINE#"):
+        for item in ledger_kind(cloud, DATASET) + ledger_kind(cloud, QUARANTINE):
             if self._first(item["pk"] + item["sk"]):
                 yield describe_upload(item)
         for execution in executions(cloud, known=frozenset(self._keys)):
@@ -107,7 +109,7 @@ class Seen:
 
 
 def describe_upload(item: dict[str, Any]) -> str:
-    if item["sk"].startswith("QUARANTINE#"):
+    if item["sk"].startswith(QUARANTINE):
         return f"quarantined {item['key']}: {one_line(item['reason'])}"
     return f"accepted {item['key']}: {item['rows']} rows, {item['columns']} columns"
 

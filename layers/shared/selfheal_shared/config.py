@@ -62,6 +62,15 @@ _SCHEDULE = r"^(rate\(([1-9][0-9]{0,3}) (minute|minutes|hour|hours|day|days)\)|c
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
+def _no_repeats(what: str) -> AfterValidator:
+    def check(values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"must not repeat {what}")
+        return values
+
+    return AfterValidator(check)
+
+
 def _printable(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
@@ -135,14 +144,8 @@ class Training(_Section):
 class Validation(_Section):
     min_rows: int = Field(50, ge=1, le=10**9)
     max_bytes: int | None = Field(None, ge=1)
-    allowed_formats: list[Literal["csv", "parquet"]] = Field(["csv", "parquet"], min_length=1, max_length=2)
-
-    @field_validator("allowed_formats")
-    @classmethod
-    def _unique(cls, formats: list[str]) -> list[str]:
-        if len(set(formats)) != len(formats):
-            raise ValueError("must not repeat a format")
-        return formats
+    allowed_formats: Annotated[list[Literal["csv", "parquet"]], _no_repeats("a format")] = Field(
+        ["csv", "parquet"], min_length=1, max_length=2)
 
     def limit_bytes(self, environment_limit: int) -> int:
         """The stricter of the deployment's MAX_UPLOAD_BYTES and this model's max_bytes."""
@@ -179,7 +182,7 @@ class Deploy(_Section):
 class Monitor(_Section):
     schedule_expression: str = Field("rate(1 hour)", pattern=_SCHEDULE)
     drift_threshold: FiniteFloat = Field(0.1, gt=0, le=1)
-    check_types: list[CheckType] = Field(
+    check_types: Annotated[list[CheckType], _no_repeats("a check type")] = Field(
         ["data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check",
          "extra_column_check", "categorical_values_check"],
         min_length=1,
@@ -192,13 +195,6 @@ class Monitor(_Section):
     label_delay_hours: FiniteFloat = Field(24.0, ge=0, le=24 * 90)  # how long labels may take to arrive
     min_labels: int = Field(200, ge=1, le=10**7)  # labelled predictions before the realized metric decides
     quality_window_hours: int = Field(24 * 7, ge=1, le=24 * 90)  # the newest predictions judged by their labels
-
-    @field_validator("check_types")
-    @classmethod
-    def _unique(cls, checks: list[str]) -> list[str]:
-        if len(set(checks)) != len(checks):
-            raise ValueError("must not repeat a check type")
-        return checks
 
 
 class Retrain(_Section):

@@ -1,6 +1,6 @@
 """Typed events and payloads (Powertools parser models).
 
-- S3ObjectCreatedEvent: what EventBridge delivers to IngestFunction for an S3 "Object Created".
+- S3ObjectCreatedEvent (s3_events.py): what EventBridge delivers to IngestFunction for an S3 "Object Created".
 - GateRequest / RegisterRequest / RecordRunRequest: what TrainingPipeline passes to its Lambdas
   (docs/architecture.md, "TrainingPipeline states"); GateResult is what the Gate returns.
 Anything that does not match raises pydantic's ValidationError naming the field."""
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from selfheal_shared.config import Metric
@@ -36,41 +35,6 @@ class Payload(BaseModel):
     """What one of selfheal's own steps sends another: every field known, nothing changed on the way."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class S3Bucket(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-
-
-class S3Object(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    key: str = Field(min_length=1, max_length=4096)  # pydantic refuses lone surrogates
-    size: int | None = Field(None, ge=0)
-    etag: str = ""
-    version_id: str | None = Field(None, alias="version-id", max_length=1024)
-    sequencer: str | None = None
-
-
-class ObjectCreatedDetail(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    version: str = "0"
-    bucket: S3Bucket
-    object: S3Object
-    request_id: str | None = Field(None, alias="request-id")
-    requester: str | None = None
-    source_ip_address: str | None = Field(None, alias="source-ip-address")
-    reason: str | None = None
-
-
-class S3ObjectCreatedEvent(EventBridgeModel):
-    """An S3 "Object Created" event as EventBridge delivers it. The key is not URL-encoded here
-    (unlike S3's direct notifications)."""
-
-    source: Literal["aws.s3"]
-    detail_type: Literal["Object Created"] = Field(alias="detail-type")
-    detail: ObjectCreatedDetail  # type: ignore[assignment]
 
 
 class GateRequest(Payload):

@@ -16,6 +16,7 @@ from selfheal_shared import aws, ledger
 from selfheal_shared.config import ModelConfig, Window, read_model_config
 from selfheal_shared.errors import ConfigError, ConfigNotFound
 from selfheal_shared.instances import job_resources
+from selfheal_shared.ledger_items import ChampionItem, DatasetItem, RunItem
 from selfheal_shared.names import job_prefix_for, run_id_for
 from selfheal_shared.s3uri import S3Uri, s3_uri
 from selfheal_shared.settings import Settings, get_settings
@@ -89,7 +90,7 @@ def maybe_start_run(model: str, trigger: str, cause_id: str) -> StartDecision:
     return _consume_and_start(run, trigger)
 
 
-def trigger_policy(config: ModelConfig, trigger: str, pending: list[dict[str, Any]]) -> tuple[bool, str]:
+def trigger_policy(config: ModelConfig, trigger: str, pending: list[DatasetItem]) -> tuple[bool, str]:
     """Uploads start a run by the config's trigger policy; other triggers (drift, quality) always may."""
     if trigger != "upload":
         return True, f"{trigger} trigger"
@@ -111,7 +112,7 @@ def window_for(config: ModelConfig, trigger: str) -> Window:
     return config.training.window
 
 
-def training_window(datasets: list[dict[str, Any]], window: Window) -> list[dict[str, Any]]:
+def training_window(datasets: list[DatasetItem], window: Window) -> list[DatasetItem]:
     """Datasets (oldest first) the run trains on. Labelled traffic is a dataset like any other (the newest,
     when a quality retrain records it); of two from the same serving model, the newer holds every row of
     the older (both join that model's predictions since it was deployed), so only the newer counts."""
@@ -123,7 +124,7 @@ def training_window(datasets: list[dict[str, Any]], window: Window) -> list[dict
     return ordered
 
 
-def _not_superseded(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _not_superseded(datasets: list[DatasetItem]) -> list[DatasetItem]:
     newest: dict[str, str] = {}
     for dataset in datasets:
         if dataset.get("source") == LABELLED_TRAFFIC:
@@ -133,7 +134,7 @@ def _not_superseded(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if d.get("source") != LABELLED_TRAFFIC or d["sk"] == newest[d.get("model_package_arn", "")]]
 
 
-def holdout_keys(bucket: str, datasets: list[dict[str, Any]]) -> list[str]:
+def holdout_keys(bucket: str, datasets: list[DatasetItem]) -> list[str]:
     """The labelled traffic among a run's datasets, as paths in its manifest: Preprocess takes the newest of
     their rows as the test split, so the challenger and the champion are judged on what matters now."""
     return [S3Uri.parse(d["s3_uri"]).key for d in datasets
@@ -210,7 +211,7 @@ def pipeline_input(
     }
 
 
-def manifest(bucket: str, datasets: list[dict[str, Any]]) -> list[Any]:
+def manifest(bucket: str, datasets: list[DatasetItem]) -> list[Any]:
     """SageMaker's ManifestFile format: a common prefix, then keys relative to it."""
     keys = []
     for dataset in datasets:
@@ -221,14 +222,14 @@ def manifest(bucket: str, datasets: list[dict[str, Any]]) -> list[Any]:
     return [{"prefix": f"s3://{bucket}/"}, *keys]
 
 
-def _champion_reference(item: dict[str, Any] | None) -> dict[str, Any] | None:
+def _champion_reference(item: ChampionItem | None) -> dict[str, Any] | None:
     if item is None:
         return None
     return {"model_package_arn": item["model_package_arn"], "run_id": item["run_id"],
             "model_data_url": item["model_data_url"]}
 
 
-def _write_inputs(settings: Settings, execution_input: dict[str, Any], datasets: list[dict[str, Any]]) -> None:
+def _write_inputs(settings: Settings, execution_input: dict[str, Any], datasets: list[DatasetItem]) -> None:
     artifacts = S3Uri.parse(execution_input["artifacts_uri"])
     champion = execution_input["champion"]
     # config.json also names the run's labelled traffic (holdout_datasets): a key no model config has.
@@ -268,7 +269,7 @@ def _execution_ended(run_id: str) -> bool:
     return status in _ENDED
 
 
-def _resume(run: dict[str, Any], trigger: str) -> StartDecision:
+def _resume(run: RunItem, trigger: str) -> StartDecision:
     """A repeat of a call that created this run: finish what it may not have done."""
     model, run_id = run["model"], run["run_id"]
     if run.get("status") != ledger.RUNNING:
@@ -280,7 +281,7 @@ def _resume(run: dict[str, Any], trigger: str) -> StartDecision:
     return _consume_and_start(run, trigger)
 
 
-def _consume_and_start(run: dict[str, Any], trigger: str) -> StartDecision:
+def _consume_and_start(run: RunItem, trigger: str) -> StartDecision:
     model, run_id = run["model"], run["run_id"]
     ledger.mark_consumed(model, run["consumes"], run_id)
     settings = get_settings()
