@@ -18,6 +18,7 @@ from selfheal_bench.fixtures.containers import BUCKET, jobs, run_job, s3  # noqa
 from sklearn.metrics import roc_auc_score
 
 from selfheal.code import sourcedir_tarball
+from selfheal.project import find_project
 
 CODE_CHANNEL = "/opt/ml/input/data/code/sourcedir.tar.gz"
 ROWS = 6000  # enough that a model's test AUC moves by less than the tolerance between runs on the same data
@@ -61,7 +62,7 @@ def preprocessed(s3, new_sandbox, dataset, tmp_path) -> Path:  # noqa: F811 - th
         if path.is_file():
             s3.put_object(Bucket=BUCKET, Key=f"prep/{path.relative_to(prep.output()).as_posix()}",
                           Body=path.read_bytes())
-    s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=sourcedir_tarball())
+    s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=sourcedir_tarball(find_project() / "ml"))
     return prep.output()
 
 

@@ -56,7 +56,7 @@ JOB_EFFECTS = {"capacity": ("Failed", "CapacityError"), "algorithm": ("Failed", 
                "hang": ("Stopped", "MaxRuntimeExceeded")}
 
 
-def tested_here() -> set[tuple[str, str]]:
+def catalogue_tested_here() -> set[tuple[str, str]]:
     operations = ("CreateProcessingJob", "CreateTrainingJob", "CreateEndpoint", "UpdateEndpoint")
     return ({(f"sagemaker:{op}", kind) for op in operations for kind in ("throttle", "limit")}
             | {(f"job:{job}", kind) for job in JOB_REQUESTS for kind in JOB_EFFECTS}
@@ -65,7 +65,7 @@ def tested_here() -> set[tuple[str, str]]:
 
 def test_every_kind_of_fault_has_its_effect_checked():
     known = {(target, kind) for target, kinds in KINDS.items() for kind in kinds}
-    assert known == tested_here()
+    assert known == catalogue_tested_here()
 
 
 @pytest.mark.parametrize(("target", "kind"), [("job:training", "capasity"), ("lambda:IngestFunction", "explode"),
