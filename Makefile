@@ -95,9 +95,10 @@ $(BENCH_VENV)/.installed:
 bench: setup $(BENCH_VENV)/.installed
 	$(VENV)/bin/python benchmarks/run.py --out benchmarks/results.json
 
-## reliability: the fault catalogue, hostile inputs, the burst and the storm, with what held (FULL=1: full sizes)
+## reliability: the fault catalogue, hostile inputs, the burst and the storm, with what held (FULL=1: full sizes;
+## ONLY=name[,name]: those scenarios alone, e.g. ONLY=storm)
 reliability: setup
-	$(VENV)/bin/python -m selfheal_bench.reliability $(if $(FULL),--full)
+	$(VENV)/bin/python -m selfheal_bench.reliability $(if $(FULL),--full) $(if $(ONLY),--only $(ONLY))
 
 ## iam-grants: rewrite the reviewed IAM snapshot (tests/template/iam_grants.jsonl) after reviewing a policy change;
 ## the template tests only compare with it
