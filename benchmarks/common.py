@@ -40,12 +40,14 @@ class Sizes:
     call_seconds: float  # a timed run repeats a fast call until it lasts this long
     estimation_rows: tuple[int, int]  # performance estimation at two sizes (peak memory must not grow)
     backtest_weeks: int  # the replayed history's weekly batches (issue 13's goal is for 26)
+    backtest_policies: tuple[str, ...]  # the goal is for all three; quick replays one, to check the replay runs
 
     @classmethod
     def pick(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(True, 3, 2, 10_000, 2_000, (2_000, 10_000), 1000, 0.05, (20_000, 100_000), 1)
-        return cls(False, 5, 15, 1_000_000, 200_000, (200_000, 1_000_000), 3000, 0.2, (200_000, 1_000_000), 26)
+            return cls(True, 3, 2, 10_000, 2_000, (2_000, 10_000), 1000, 0.05, (20_000, 100_000), 1, ("configured",))
+        return cls(False, 5, 15, 1_000_000, 200_000, (200_000, 1_000_000), 3000, 0.2, (200_000, 1_000_000), 26,
+                   ("configured", "never", "always"))
 
 
 @dataclass(frozen=True)
