@@ -6,17 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selfheal_bench.datagen import churn_frame
+from selfheal_bench.datagen import CHURN_CONFIG, churn_frame
 from selfheal_bench.localcloud import LocalCloud
 from selfheal_bench.report import build_report, ledger_items
 
-CHURN_CONFIG: dict[str, Any] = {
-    "target": "churned",
-    "problem": "binary",
-    "metric": {"name": "auc", "threshold": 0.75},
-    "hyperparameters": {"num_round": 40, "max_depth": 4},
-    "validation": {"min_rows": 50},
-}
 IDLE_TIMEOUT = 300  # seconds: a bound on every wait, far above a run's ~20 s here
 
 

@@ -8,12 +8,24 @@ reveal): a model trained before a concept shift does worse after it. By default 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "usage_gb", "age", "plan", "region", "payment"]
 SHIFTED_FEATURES = ["monthly_charges", "support_calls", "usage_gb", "plan"]
 TARGET = "churned"
+
+
+# The model configuration the generated churn data trains under (the stories and the e2e tests start from it).
+CHURN_CONFIG: dict[str, Any] = {
+    "target": "churned",
+    "problem": "binary",
+    "metric": {"name": "auc", "threshold": 0.75},
+    "hyperparameters": {"num_round": 40, "max_depth": 4},
+    "validation": {"min_rows": 50},
+}
 
 
 def churn_frame(rows: int, seed: int, shift: float = 0.0, with_target: bool = True,

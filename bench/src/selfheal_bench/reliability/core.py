@@ -30,7 +30,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..datagen import churn_frame
+from ..datagen import CHURN_CONFIG, churn_frame
 from ..localcloud import LocalCloud
 from ..localcloud.faults import describe
 from ..report import endpoint_name
@@ -39,12 +39,7 @@ MB = 1024 * 1024
 IDLE_TIMEOUT = 600  # seconds: a bound on every wait, far above what any step takes here
 ROWS = 1500  # per uploaded dataset: enough for the gate's AUC threshold
 MODEL = "churn"
-STORY_CONFIG: dict[str, Any] = {
-    "target": "churned",
-    "problem": "binary",
-    "metric": {"name": "auc", "threshold": 0.75},
-    "hyperparameters": {"num_round": 40, "max_depth": 4},
-    "validation": {"min_rows": 50},
+STORY_CONFIG: dict[str, Any] = CHURN_CONFIG | {
     # Each run trains on its own upload; a hung training job is stopped after a minute.
     "training": {"window": {"mode": "latest"}, "spot": {"max_runtime_seconds": 60}},
     "retrain": {"on_violation": "retrain", "window": {"mode": "latest"}},
