@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import PYTHON, Figure, Goal, Sizes, run_child
+from common import PYTHON, Figure, Goal, Sizes, child_result
 
 GOAL_SECONDS = 600.0  # issue 13: under 10 minutes on 2 cores, for 26 weekly batches, all three policies
 FULL_WEEKS = 26
@@ -32,15 +31,11 @@ def measure(sizes: Sizes) -> list[Figure]:
     name = (f"backtest replay ({weeks} week{'s' if weeks != 1 else ''}, {len(policies)} "
             f"polic{'ies' if len(policies) != 1 else 'y'}) wall time")
     figure = Figure(name, "s", goal, "sum of the replays' jobs' own compute time")
-    with tempfile.TemporaryDirectory(prefix="selfheal-bench-backtest-") as folder:
-        result = Path(folder) / "result.json"
-        child = run_child([PYTHON, __file__, "--folder", folder, "--weeks", str(weeks), "--result", str(result),
-                           "--policies", ",".join(policies)],
-                          timeout=max(900, weeks * 240))
-        if child.returncode != 0 or not result.exists():
-            figure.not_measured = f"the backtest failed (exit {child.returncode}): {child.tail(3)}"
-            return [figure]
-        _judge(figure, json.loads(result.read_text()))
+    measured = child_result(figure, "the backtest", lambda folder, result: [
+        PYTHON, __file__, "--folder", str(folder), "--weeks", str(weeks), "--result", str(result),
+        "--policies", ",".join(policies)], max(900, weeks * 240))
+    if measured is not None:
+        _judge(figure, measured)
     return [figure]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cProfile
 import importlib.util
+import json
 import pstats
 import statistics
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -152,6 +154,19 @@ class ChildRun:
 
     def tail(self, lines: int = 5) -> str:
         return " | ".join(self.output.strip().splitlines()[-lines:])
+
+
+def child_result(figure: Figure, what: str, command: Callable[[Path, Path], list[str]],
+                 timeout: float) -> dict[str, Any] | None:
+    """A benchmark's child run in a temporary folder: command(folder, result file) writes its measurements to the
+    result file; they are returned, or None with the figure marked not measured (`what` failed)."""
+    with tempfile.TemporaryDirectory(prefix="selfheal-bench-") as folder:
+        result = Path(folder) / "result.json"
+        child = run_child(command(Path(folder), result), timeout=timeout)
+        if child.returncode != 0 or not result.exists():
+            figure.not_measured = f"{what} failed (exit {child.returncode}): {child.tail(3)}"
+            return None
+        return json.loads(result.read_text())
 
 
 def run_child(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import PYTHON, Figure, Goal, Sizes, run_child
+from common import PYTHON, Figure, Goal, Sizes, child_result
 
 GOAL_RATIO = 1.25
 TIMEOUT_SECONDS = 900
@@ -26,14 +25,11 @@ SEED = 42
 def measure(sizes: Sizes) -> list[Figure]:
     figure = Figure(f"demo loop ({sizes.demo_rows:,} rows) wall time", "s", Goal("ratio", "<=", GOAL_RATIO),
                     "sum of the jobs' own compute time")
-    with tempfile.TemporaryDirectory(prefix="selfheal-bench-demo-") as folder:
-        result = Path(folder) / "result.json"
-        child = run_child([PYTHON, __file__, "--out", str(Path(folder) / "demo"), "--rows", str(sizes.demo_rows),
-                           "--seed", str(SEED), "--result", str(result)], timeout=TIMEOUT_SECONDS)
-        if child.returncode != 0 or not result.exists():
-            figure.not_measured = f"the demo failed (exit {child.returncode}): {child.tail(3)}"
-            return [figure]
-        _judge(figure, json.loads(result.read_text()))
+    measured = child_result(figure, "the demo", lambda folder, result: [
+        PYTHON, __file__, "--out", str(folder / "demo"), "--rows", str(sizes.demo_rows), "--seed", str(SEED),
+        "--result", str(result)], TIMEOUT_SECONDS)
+    if measured is not None:
+        _judge(figure, measured)
     return [figure]
 
 
