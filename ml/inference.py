@@ -104,6 +104,7 @@ class NonNumericValueError(PayloadError):
 class Model(NamedTuple):
     booster: xgb.Booster
     transform: FeatureTransform
+    value_sets: dict[str, pa.Array]  # each categorical feature's levels as pyarrow looks them up: built at load
 
 
 class Request(NamedTuple):
@@ -130,7 +131,10 @@ def model_fn(model_dir: str) -> Model:
     booster.load_model(bytearray((folder / "xgboost-model").read_bytes()))
     # The container runs one worker per CPU: one thread each avoids oversubscription and is fastest for small batches.
     booster.set_param({"nthread": 1})
-    return Model(booster, FeatureTransform.load(folder / "transform.json"))
+    transform = FeatureTransform.load(folder / "transform.json")
+    value_sets = {feature.name: pa.array(feature.keys, type=pa.string())
+                  for feature in transform.features if feature.kind != NUMERIC}
+    return Model(booster, transform, value_sets)
 
 
 def input_fn(request_body: str | bytes, request_content_type: str | None) -> Request:
@@ -170,9 +174,9 @@ def predict_fn(input_data: Request, model: Model) -> Prediction:
     transform = model.transform
     try:
         matrix = (
-            _csv_matrix(input_data.csv, transform)
+            _csv_matrix(input_data.csv, transform, model.value_sets)
             if input_data.content_type == CSV
-            else _json_matrix(input_data.rows or [], transform)
+            else _json_matrix(input_data.rows or [], transform, model.value_sets)
         )
     except NonNumericError as error:
         raise NonNumericValueError(str(error)) from error
@@ -182,7 +186,8 @@ def predict_fn(input_data: Request, model: Model) -> Prediction:
 
 # The fast path: columns as Arrow arrays typed by the transform, straight into the model's float32 matrix (numbers
 # with medians for the missing, categories looked up by pyarrow), with no object arrays or DataFrame in between.
-def _arrow_matrix(columns: dict[str, pa.Array | pa.ChunkedArray], transform: FeatureTransform) -> np.ndarray:
+def _arrow_matrix(columns: dict[str, pa.Array | pa.ChunkedArray], transform: FeatureTransform,
+                  value_sets: dict[str, pa.Array]) -> np.ndarray:
     rows = len(columns[transform.features[0].name])
     matrix = np.empty((rows, len(transform.features)), dtype=np.float32)
     for position, feature in enumerate(transform.features):
@@ -190,7 +195,7 @@ def _arrow_matrix(columns: dict[str, pa.Array | pa.ChunkedArray], transform: Fea
         if feature.kind == NUMERIC:
             matrix[:, position] = feature.encode(np.asarray(column))  # nulls come as NaN: the median
         else:
-            found = pc.index_in(column, value_set=pa.array(feature.keys, type=pa.string()))
+            found = pc.index_in(column, value_set=value_sets[feature.name])
             matrix[:, position] = feature.codes_at(np.asarray(pc.fill_null(found, -1)))
     return matrix
 
@@ -207,7 +212,7 @@ def _read_csv(body: bytes, names: list[str], types: dict[str, pa.DataType]) -> p
     )
 
 
-def _csv_matrix(body: bytes, transform: FeatureTransform) -> np.ndarray:
+def _csv_matrix(body: bytes, transform: FeatureTransform, value_sets: dict[str, pa.Array]) -> np.ndarray:
     names = transform.feature_names
     try:
         table = _read_csv(body, names, _arrow_types(transform))
@@ -220,7 +225,7 @@ def _csv_matrix(body: bytes, transform: FeatureTransform) -> np.ndarray:
         _check_rows(table.num_rows)
         return transform.apply({name: table.column(name).to_numpy() for name in names})
     _check_rows(table.num_rows)
-    return _arrow_matrix({name: table.column(name) for name in names}, transform)
+    return _arrow_matrix({name: table.column(name) for name in names}, transform, value_sets)
 
 
 def _check_rows(rows: int) -> None:
@@ -238,7 +243,7 @@ def _csv_shape_error(error: pa.ArrowInvalid, names: list[str]) -> PayloadError:
     return MalformedPayloadError(f"request body is not valid CSV: {error}")
 
 
-def _json_matrix(rows: list[Any], transform: FeatureTransform) -> np.ndarray:
+def _json_matrix(rows: list[Any], transform: FeatureTransform, value_sets: dict[str, pa.Array]) -> np.ndarray:
     columns = _json_columns(rows, transform)
     types = _arrow_types(transform)
     try:
@@ -247,7 +252,7 @@ def _json_matrix(rows: list[Any], transform: FeatureTransform) -> np.ndarray:
         # Values Arrow does not take as the feature's type (numbers as text, numbers in a categorical feature,
         # nested values): the transform reads them as training did, or names the culprit.
         return transform.apply({name: _json_column(values, name) for name, values in columns.items()})
-    return _arrow_matrix(arrays, transform)
+    return _arrow_matrix(arrays, transform, value_sets)
 
 
 def _json_columns(rows: list[Any], transform: FeatureTransform) -> dict[str, Sequence[Any]]:
