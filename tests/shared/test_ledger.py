@@ -121,8 +121,10 @@ def test_a_reader_of_the_table_gets_every_page_of_a_kind_as_plain_values(cloud):
     # When the tools read them a page of one item at a time
     by_query = list(ledger.query(cloud.table, "churn", ledger_items.DATASET, Limit=1))
     by_scan = list(ledger.scan(cloud.table, ledger_items.DATASET, Limit=1))
+    every_kind = list(ledger.query(cloud.table, "churn", "", Limit=1))
     # Then nothing is lost between pages, and numbers come back as Python numbers
     assert [d["key"] for d in by_query] == [f"incoming/churn/{name}.csv" for name in "abc"]
     assert sorted(d["key"] for d in by_scan) == ["incoming/churn/a.csv", "incoming/churn/b.csv",
                                                  "incoming/churn/c.csv", "incoming/fraud/a.csv"]
     assert by_query[0]["rows"] == 100 and type(by_query[0]["rows"]) is int
+    assert [item["sk"].split("#")[0] for item in every_kind] == ["DATASET"] * 3 + ["RUN"]

@@ -102,8 +102,10 @@ def _pages(call: Callable[..., dict[str, Any]], request: dict[str, Any]) -> Iter
 
 
 def query(table: Any, model: str, kind: str, **extra: Any) -> Iterator[Any]:
-    """The model's items whose sort key starts with `kind` (e.g. RUN), in sort-key order."""
-    condition = Key("pk").eq(partition_key(model)) & Key("sk").begins_with(kind)
+    """The model's items whose sort key starts with `kind` (e.g. RUN; every item when empty), in sort-key order."""
+    condition = Key("pk").eq(partition_key(model))
+    if kind:
+        condition &= Key("sk").begins_with(kind)
     return _pages(table.query, {"KeyConditionExpression": condition, **extra})
 
 
