@@ -9,11 +9,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-from selfheal_bench.datagen import SHIFTED_FEATURES, TARGET, churn_frame
+from selfheal_bench.datagen import CHURN_CONFIG, SHIFTED_FEATURES, TARGET, churn_frame
 from selfheal_bench.localcloud import LocalCloud
+from selfheal_bench.report import build_report, ledger_items
 from selfheal_bench.runner import read_table, send_traffic
-
-from .conftest import CHURN_CONFIG, IDLE_TIMEOUT, ledger_items, report
 
 HEAL_CONFIG = CHURN_CONFIG | {
     "metric": {"name": "auc", "threshold": 0.75, "min_improvement": 0.01},
@@ -31,8 +30,8 @@ def write(tmp_path: Path, name: str, rows: int, seed: int, shift: float = 0.0, w
 def deploy_first_model(cloud: LocalCloud, tmp_path: Path, config: dict | None = None) -> dict:
     cloud.put_model_config("churn", config or HEAL_CONFIG)
     cloud.upload("churn", write(tmp_path, "first.csv", 1500, seed=1))
-    cloud.wait_idle(IDLE_TIMEOUT)
-    return report(cloud)
+    cloud.wait_idle()
+    return build_report(cloud, ["churn"])
 
 
 def serve(cloud: LocalCloud, tmp_path: Path, name: str, shift: float = 0.0, rows: int = 150) -> dict:
@@ -121,7 +120,7 @@ def test_a_model_that_passes_the_gate_is_deployed_with_capture_scaling_and_a_mon
     before = capture_files(cloud)  # the smoke test's requests
     sent = serve(cloud, tmp_path, "ordinary.csv")
     assert sent == {"model": "churn", "file": "ordinary.csv", "rows": 150, "errors": 0, "first_error": None}
-    cloud.wait_idle(IDLE_TIMEOUT)
+    cloud.wait_idle()
     records = captured(cloud, capture_files(cloud) - before)
     assert sorted(r["captureData"]["endpointInput"]["data"] for r in records) == sorted(sent_rows(tmp_path /
                                                                                                    "ordinary.csv"))
@@ -142,8 +141,8 @@ def test_traffic_like_the_baseline_finds_no_drift_and_changes_nothing(cloud, tmp
     deploy_first_model(cloud, tmp_path, TWO_INSTANCES)
     serve(cloud, tmp_path, "ordinary.csv", rows=300)
     cloud.start_monitoring("churn")
-    cloud.wait_idle(IDLE_TIMEOUT)
-    result = report(cloud)
+    cloud.wait_idle()
+    result = build_report(cloud, ["churn"])
     (check,) = by_kind(result, "data")
     assert check["status"] == "Completed" and check["violations"] == [] and check["action"] == "none"
     # and with no labels yet, model quality is estimated from the model's scores, above the threshold
@@ -171,13 +170,13 @@ def test_drift_retrains_on_the_newest_window_and_the_better_model_replaces_the_c
     # Given a deployed model and a newer, shifted labelled batch too small to train on its own
     deploy_first_model(cloud, tmp_path)
     cloud.upload("churn", write(tmp_path, "shifted.csv", 600, seed=2, shift=1.0))
-    cloud.wait_idle(IDLE_TIMEOUT)
-    assert len(report(cloud)["runs"]) == 1
+    cloud.wait_idle()
+    assert len(build_report(cloud, ["churn"])["runs"]) == 1
     # When shifted traffic is served and the monitor runs
     sent = serve(cloud, tmp_path, "shifted-traffic.csv", shift=1.0, rows=300)
     cloud.start_monitoring("churn")
-    cloud.wait_idle(IDLE_TIMEOUT)
-    result = report(cloud)
+    cloud.wait_idle()
+    result = build_report(cloud, ["churn"])
     # Then the monitor found drift on the shifted features and, with labelled data the champion has not
     # seen, retrained
     (check,) = by_kind(result, "data")
@@ -204,12 +203,12 @@ def test_the_same_violations_inside_the_cooldown_start_no_second_retrain(cloud, 
         cloud.upload("churn", write(tmp_path, f"shifted-{attempt}.csv", 600, seed=2 + attempt, shift=1.0))
         serve(cloud, tmp_path, f"shifted-traffic-{attempt}.csv", shift=1.0, rows=200)
         cloud.start_monitoring("churn")
-        cloud.wait_idle(IDLE_TIMEOUT)
-    checks = by_kind(report(cloud), "data")
+        cloud.wait_idle()
+    checks = by_kind(build_report(cloud, ["churn"]), "data")
     assert [c["action"] for c in checks][0] == "retrain"
     second = checks[1]
     assert second["action"] != "retrain" and "cooldown" in second["reason"].lower(), second
-    assert sum(run["trigger"] == "drift" for run in report(cloud)["runs"]) == 1
+    assert sum(run["trigger"] == "drift" for run in build_report(cloud, ["churn"])["runs"]) == 1
 
 
 @pytest.mark.parametrize("fault", ["endpoint:unhealthy", "endpoint:model_errors"])
@@ -230,12 +229,12 @@ def test_a_failing_new_model_is_rolled_back_and_the_old_one_serves_throughout(cl
     worker = threading.Thread(target=client)
     worker.start()
     try:
-        cloud.wait_idle(IDLE_TIMEOUT)
+        cloud.wait_idle()
     finally:
         stop.set()
         worker.join(timeout=60)
     # Then the rollout is recorded as rolled back and the old model still serves
-    result = report(cloud)
+    result = build_report(cloud, ["churn"])
     endpoint = result["endpoints"]["churn"]
     assert endpoint["status"] == "InService" and endpoint["model_package_arn"] == champion
     assert [h["outcome"] for h in endpoint["history"]] == ["deployed", "rolled_back"]
@@ -250,8 +249,8 @@ def test_manual_approval_holds_deployment_until_the_package_is_approved(cloud, t
     (run,) = result["runs"]
     assert run["decision"] == "registered" and result["endpoints"] == {}
     cloud.approve_latest("churn")
-    cloud.wait_idle(IDLE_TIMEOUT)
-    endpoint = report(cloud)["endpoints"]["churn"]
+    cloud.wait_idle()
+    endpoint = build_report(cloud, ["churn"])["endpoints"]["churn"]
     assert endpoint["status"] == "InService" and endpoint["model_package_arn"] == run["model_package_arn"]
 
 

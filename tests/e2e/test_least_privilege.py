@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from selfheal_bench.datagen import TARGET, churn_frame
+from selfheal_bench.datagen import CHURN_CONFIG, TARGET, churn_frame
 from selfheal_bench.runner import send_traffic
-
-from .conftest import CHURN_CONFIG, IDLE_TIMEOUT
 
 
 def test_every_call_of_every_function_and_state_machine_is_allowed_by_its_role(cloud, churn_csv, tmp_path):
@@ -18,17 +16,17 @@ def test_every_call_of_every_function_and_state_machine_is_allowed_by_its_role(c
     cloud.put_model_config("churn", CHURN_CONFIG | {"approval": "manual", "retrain": retrain})
     cloud.client("s3").put_object(Bucket=cloud.bucket, Key="incoming/churn/empty.csv", Body=b"")
     cloud.upload("churn", churn_csv)
-    cloud.wait_idle(IDLE_TIMEOUT)
+    cloud.wait_idle()
     cloud.approve_latest("churn")
-    cloud.wait_idle(IDLE_TIMEOUT)
+    cloud.wait_idle()
     shifted = tmp_path / "shifted.csv"
     churn_frame(600, seed=2, shift=1.0).to_csv(shifted, index=False)
     cloud.upload("churn", shifted)
     send_traffic(cloud, "churn", shifted, TARGET)
     cloud.start_monitoring("churn")
-    cloud.wait_idle(IDLE_TIMEOUT)
+    cloud.wait_idle()
     cloud.approve_latest("churn")
-    cloud.wait_idle(IDLE_TIMEOUT)
+    cloud.wait_idle()
     # When each call, and each check made on the caller's behalf, is checked against the caller's role
     policies = cloud.policies()
     denied = defaultdict(set)

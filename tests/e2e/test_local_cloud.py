@@ -9,8 +9,7 @@ from pathlib import Path
 
 from selfheal_bench.html_report import render_html
 from selfheal_bench.localcloud import LocalCloud
-
-from .conftest import IDLE_TIMEOUT, report
+from selfheal_bench.report import build_report
 
 
 def test_a_relative_work_dir_is_resolved_once_against_the_working_directory(tmp_path, monkeypatch):
@@ -49,9 +48,9 @@ def test_every_quarantined_upload_is_reported_known_model_or_not(cloud, churn_cs
     # Given uploads into a folder that is no model name, and one for a model with no configuration
     for model in ("churn_v2", "fraud"):
         cloud.upload(model, churn_csv)
-    cloud.wait_idle(IDLE_TIMEOUT)
+    cloud.wait_idle()
     # When the report is read for the scenario's models
-    result = report(cloud, "churn")
+    result = build_report(cloud, ["churn"])
     # Then both refused uploads are in it with IngestFunction's reason, and the page shows them
     refused = {q["key"]: q for q in result["quarantined"]}
     assert set(refused) == {"incoming/churn_v2/churn.csv", "incoming/fraud/churn.csv"}

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from selfheal_bench.datagen import CHURN_CONFIG
 from selfheal_bench.localcloud import LocalCloud
-
-from .conftest import CHURN_CONFIG, IDLE_TIMEOUT, ledger_items, report
+from selfheal_bench.report import build_report, ledger_items
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYED_PATH = ["Preprocess", "Train", "Evaluate", "Gate", "GateChoice", "Register", "ApprovalChoice", "Deploy",
@@ -31,8 +31,8 @@ def keys(cloud: LocalCloud, prefix: str) -> list[str]:
 def upload_and_wait(cloud: LocalCloud, csv: Path, config: dict | None = None) -> dict:
     cloud.put_model_config("churn", config or CHURN_CONFIG)
     cloud.upload("churn", csv)
-    cloud.wait_idle(IDLE_TIMEOUT)
-    return report(cloud)
+    cloud.wait_idle()
+    return build_report(cloud, ["churn"])
 
 
 def test_an_upload_is_trained_gated_registered_and_deployed_with_metrics_the_script_reproduces(
@@ -135,9 +135,9 @@ def test_a_duplicate_upload_event_starts_no_second_run(cloud, churn_csv):
     # When EventBridge delivers the same event again (at-least-once delivery)
     cloud.redeliver(-1)
     cloud.redeliver(-1)
-    cloud.wait_idle(IDLE_TIMEOUT)
+    cloud.wait_idle()
     # Then there is still exactly one run and one dataset
-    assert len(report(cloud)["runs"]) == 1
+    assert len(build_report(cloud, ["churn"])["runs"]) == 1
     assert len(ledger_items(cloud, "churn", "DATASET#")) == 1
 
 
@@ -164,9 +164,9 @@ def test_a_bad_upload_is_quarantined_with_its_reason_and_the_original_kept(cloud
     cloud.put_model_config("churn", CHURN_CONFIG)
     # When a bad file lands in incoming/
     cloud.client("s3").put_object(Bucket=cloud.bucket, Key=f"incoming/churn/{name}", Body=BAD_UPLOADS[name])
-    cloud.wait_idle(IDLE_TIMEOUT)
+    cloud.wait_idle()
     # Then it is moved to quarantine/ byte for byte, with a reason document beside it, and no run starts
-    result = report(cloud)
+    result = build_report(cloud, ["churn"])
     assert result["runs"] == []
     (entry,) = result["quarantined"]
     assert entry["key"] == f"incoming/churn/{name}" and entry["reason"]
@@ -181,8 +181,8 @@ def test_a_bad_upload_is_quarantined_with_its_reason_and_the_original_kept(cloud
 
 def test_an_upload_for_a_model_without_configuration_is_quarantined(cloud, churn_csv):
     cloud.upload("unknown", churn_csv)
-    cloud.wait_idle(IDLE_TIMEOUT)
-    (entry,) = report(cloud, "unknown")["quarantined"]
+    cloud.wait_idle()
+    (entry,) = build_report(cloud, ["unknown"])["quarantined"]
     assert "configuration" in entry["reason"].lower()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from selfheal_bench.backtest_html import write_backtest_html
 
-from .conftest import Page
+from .browser import Page
 
 SAMPLE = Path(__file__).parent / "sample_backtest.json"
 

@@ -11,9 +11,11 @@ from typing import Any
 from selfheal_bench.html_report import render_html, state_highlight, step_label, write_html
 
 from selfheal.graph import load_graph
+from selfheal.project import find_project
 
-from .conftest import ROOT, Page
+from .browser import Page
 
+ROOT = find_project()
 STATEMACHINES = ROOT / "statemachines"
 HEADINGS = ["Timeline", "Executions", "Gate metrics: challenger vs champion", "Drift per feature",
             "Model quality: realized and estimated",
