@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -25,14 +26,18 @@ def setup_tool() -> Callable[[Path, str], Path]:
     return require
 
 
-# -- tiers: `pytest -m unit` (no AWS at all, in-process), `-m moto` (the product against moto), `-m tools`
-# (sam, cfn-lint, checkov, bandit and the benchmarks' own environments, as subprocesses), `-m localcloud` ---------
+# -- tiers: `pytest -m unit` (no AWS at all, in-process), `-m moto` (the product against moto), `-m process` (the
+# job scripts, a fresh interpreter or Chromium as processes), `-m tools` (sam, cfn-lint, checkov, bandit and the
+# benchmarks' own environments, as subprocesses), `-m localcloud` --------------------------------------------------
 
 LOCAL_CLOUD_FOLDERS = {"e2e", "reliability", "localcloud", "benchmarks"}
 TOOL_FILES = {"test_lint.py", "test_deploy.py", "test_bandit_rules.py", "test_no_secrets.py", "test_product_wheel.py"}
 LOCAL_CLOUD_FIXTURES = {"hosting", "container_hosting", "jobs", "serve", "run_job", "module_hosting", "inbox",
                         "local_cloud"}
 LOCAL_CLOUD_WORDS = ("LocalCloud(", 'main(["local"', 'main(["demo"', "selfheal_bench.localcloud")
+# A job script run as SageMaker runs it (tests/ml's Sandbox), or the report in a browser; a test that starts a
+# process through a helper of its module says so with @pytest.mark.process.
+PROCESS_FIXTURES = {"sandbox", "new_sandbox", "pipelines", "chromium_page"}
 
 
 @cache
@@ -50,6 +55,9 @@ def tier(item: pytest.Item) -> str:
         return "localcloud"
     if path.name in TOOL_FILES:
         return "tools"
+    if (item.get_closest_marker("process") or fixtures & PROCESS_FIXTURES
+            or "subprocess." in inspect.getsource(item.function)):
+        return "process"
     if "aws_env" in fixtures or "mock_aws" in source:
         return "moto"
     return "unit"

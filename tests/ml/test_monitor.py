@@ -728,6 +728,7 @@ def run_script(root: Path, *arguments: str) -> tuple[str, int]:
     return "\n".join(output), int(peak.split()[1])
 
 
+@pytest.mark.process
 def test_the_script_runs_under_the_container_contract(tmp_path, baseline):
     frame = customers(60, seed=18, shift=("score",))
     lines = csv_lines(frame[:30], time=f"{HOUR}:59:59Z") + csv_lines(frame[30:], time="2026-11-26T06:00:00Z")
@@ -746,6 +747,7 @@ def test_the_script_runs_under_the_container_contract(tmp_path, baseline):
     assert "analysed 30 rows" in output
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak RSS is read from /proc")
 def test_memory_stays_bounded_however_large_the_window(tmp_path):
     """Given windows of 60,000 and 600,000 rows (90 MB of CSV payload, ~3x that in capture files),

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.process  # each test starts a fresh interpreter
+
 # The layer's modules a function imports; none of them is an idempotent step.
 LAYER = "selfheal_shared.handler, selfheal_shared.config, selfheal_shared.events, selfheal_shared.serving_events, " \
         "selfheal_shared.ledger, selfheal_shared.notify, selfheal_shared.runs, selfheal_shared.serving"
