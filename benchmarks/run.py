@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--out benchmarks/results.json]
 
---only re-measures the named sections alone (cold_start, package_size, inference, drift, monitor, scale,
+--only re-measures the named sections alone (cold_start, package_size, ingest_reads, inference, drift, monitor, scale,
 estimation, loop, backtest), written by default to benchmarks/results-<names>.json so a full run's results.json
 stays whole.
 
@@ -33,6 +33,7 @@ import demo_loop
 import drift
 import estimation
 import inference_speed
+import ingest_reads
 import package_size
 import scale
 from common import ROOT, Figure, Sizes, format_value
@@ -42,6 +43,7 @@ Section = tuple[str, Callable[[Sizes], list[Figure]]]
 SECTIONS: list[Section] = [
     ("cold start", cold_start.measure),
     ("package size", lambda sizes: package_size.measure()),
+    ("ingest reads", ingest_reads.measure),
     ("inference", inference_speed.measure),
     ("drift analysis", drift.in_memory),
     ("monitor end to end", drift.end_to_end),
@@ -51,7 +53,7 @@ SECTIONS: list[Section] = [
     ("backtest", backtest_replay.measure),
 ]
 # --only's names for the sections, in SECTIONS' order.
-NAMES = dict(zip(["cold_start", "package_size", "inference", "drift", "monitor", "scale", "estimation", "loop",
+NAMES = dict(zip(["cold_start", "package_size", "ingest_reads", "inference", "drift", "monitor", "scale", "estimation", "loop",
                   "backtest"],
                  (title for title, _ in SECTIONS), strict=True))
 
