@@ -53,8 +53,8 @@ SECTIONS: list[Section] = [
     ("backtest", backtest_replay.measure),
 ]
 # --only's names for the sections, in SECTIONS' order.
-NAMES = dict(zip(["cold_start", "package_size", "ingest_reads", "inference", "drift", "monitor", "scale", "estimation", "loop",
-                  "backtest"],
+NAMES = dict(zip(["cold_start", "package_size", "ingest_reads", "inference", "drift", "monitor", "scale", "estimation",
+                  "loop", "backtest"],
                  (title for title, _ in SECTIONS), strict=True))
 
 

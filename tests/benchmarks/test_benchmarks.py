@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = {"cold start", "package size", "inference", "drift analysis", "monitor end to end", "monitor on 2 instances",
-            "performance estimation", "the loop", "backtest"}
+SECTIONS = {"cold start", "package size", "ingest reads", "inference", "drift analysis", "monitor end to end",
+            "monitor on 2 instances", "performance estimation", "the loop", "backtest"}
 TIMEOUT_SECONDS = 600
 
 
