@@ -37,6 +37,7 @@ from selfheal.code import code_version, publish_code
 from selfheal.project import find_project
 
 from .. import iam
+from .asl_parse import patch_parser
 from .async_invoke import AsyncInvoker, DeadLetter
 from .audit import CallAudit
 from .clock import Clock
@@ -147,6 +148,7 @@ class LocalCloud:
             patch_moto_hosting(self.hosting),
             patch_moto_registry(REGION),
             patch_moto_events(self._deliver),
+            patch_parser(),
             # A .sync task wakes when its job ends; the poll only bounds how late it sees a stopped execution.
             patch_engine(self.clock, poll_seconds=1.0, wait_for_job=self.jobs.wait_for_end),
         ]
