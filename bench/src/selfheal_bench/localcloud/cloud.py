@@ -29,6 +29,7 @@ from typing import Any
 import boto3
 import yaml
 from moto import mock_aws
+from moto.moto_api._internal import mock_random
 from moto.s3.models import s3_backends
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
@@ -37,7 +38,6 @@ from selfheal.code import code_version, publish_code
 from selfheal.project import find_project
 
 from .. import iam
-from .asl_parse import patch_parser
 from .async_invoke import AsyncInvoker, DeadLetter
 from .audit import CallAudit
 from .clock import Clock
@@ -54,6 +54,7 @@ from .lambdas import (
     patch_moto_invoke,
     route_thread_output,
 )
+from .parsed_once import patch_parsers
 from .registry import patch_moto_registry
 from .sagemaker_api import patch_moto_sagemaker
 from .sagemaker_jobs import JobService
@@ -139,6 +140,9 @@ class LocalCloud:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                       "lambda": {"use_docker": False}})
         self._mock.start()
+        # The ids moto makes up (KMS key ids, S3 version ids, ...) follow from the stack's name, as moto allows: two
+        # clouds of one stack are alike, so the definitions they render are too (parsed_once keeps their parse).
+        mock_random.seed(self.template.stack_name)
         self._undo += [
             isolate_environments(),
             route_thread_output(),
@@ -148,7 +152,7 @@ class LocalCloud:
             patch_moto_hosting(self.hosting),
             patch_moto_registry(REGION),
             patch_moto_events(self._deliver),
-            patch_parser(),
+            patch_parsers(),
             # A .sync task wakes when its job ends; the poll only bounds how late it sees a stopped execution.
             patch_engine(self.clock, poll_seconds=1.0, wait_for_job=self.jobs.wait_for_end),
         ]
