@@ -20,8 +20,9 @@ from .outdir import WRITTEN, OutFolderError, prepare_out
 from .project import ProjectNotFound, find_project
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
-BENCH_MISSING = ("selfheal {command}: needs the bench (the local cloud), which is not installed: "
-                 "pip install 'selfheal[bench]', or `make setup` in a checkout")
+# Neither distribution is on PyPI (an unrelated package there is named selfheal): both install from a checkout.
+BENCH_MISSING = ("selfheal {command}: needs the bench (the local cloud), which is not installed: in a checkout of "
+                 "selfheal, `make setup`, or pip install -e ./bench")
 
 
 class BenchMissing(Exception):

@@ -53,5 +53,5 @@ def test_the_installed_wheel_runs_without_the_bench_and_names_how_to_get_it(prod
     # Then help runs, and the demo is refused as bad input, naming how to install the bench
     assert helped.returncode == 0 and "deploy" in helped.stdout, helped.stderr
     assert demo.returncode == 2, demo.stdout + demo.stderr
-    assert "pip install 'selfheal[bench]'" in demo.stderr and "make setup" in demo.stderr
+    assert "pip install -e ./bench" in demo.stderr and "make setup" in demo.stderr
     assert "Traceback" not in demo.stderr
