@@ -78,6 +78,7 @@ def run(folder: Path, weeks: int, policies: list[str]) -> dict[str, Any]:
                                 "compute_seconds": document["policies"].get(name, {}).get("compute_seconds", 0.0),
                                 "jobs": len(document["policies"].get(name, {}).get("jobs", [])),
                                 "retrains": document["policies"].get(name, {}).get("retrains", 0),
+                                "mean_metric": document["policies"].get(name, {}).get("mean_metric"),
                                 "problems": document["policies"].get(name, {}).get(
                                     "problems", [replays[name].get("error", "")])}
                          for name in policies}}
