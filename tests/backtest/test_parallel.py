@@ -51,3 +51,30 @@ def test_given_one_replay_raising_and_one_dying_when_replayed_then_each_is_its_o
         assert f"  [{policy}] replaying h.yaml under {policy}" in lines
     assert "Traceback" in (tmp_path / "never" / LOG).read_text()
     assert "policy never: failed: RuntimeError: the local cloud did not start" in lines
+
+
+def test_given_a_policy_whose_replay_failed_when_the_cli_reports_then_it_is_that_policys_problem_and_exit_1(
+        tmp_path, monkeypatch, capsys):
+    # Given a valid history, and a backtest in which never's replay failed while configured's finished cleanly
+    from selfheal_bench import backtest
+    from selfheal_bench.backtest_example import write_history
+
+    from selfheal.cli import main
+
+    history = write_history(tmp_path / "history", weeks=1, rows=50)
+    configured = {"metric": "auc", "threshold": 0.75, "retrains": 0, "mean_metric": 0.8,
+                  "hours_below_threshold": 0, "compute_seconds": 3.0, "cost_usd": 1.0, "problems": []}
+    document = {"policies": {"configured": configured},
+                "replays": {"configured": {"seconds": 9.0, "exit_code": 0, "log": "configured/backtest.log"},
+                            "never": {"seconds": 2.0, "exit_code": 1, "log": "never/backtest.log",
+                                      "error": "RuntimeError: the local cloud did not start"}}}
+    monkeypatch.setattr(backtest, "run_backtest", lambda scenario, out, policies: document)
+
+    # When the CLI runs it
+    code = main(["backtest", str(history), "--out", str(tmp_path / "out"), "--policies", "configured,never"])
+
+    # Then it exits 1, prints configured's figures and never's failure as never's problem
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "configured 0 retrain(s), mean auc 0.800" in printed
+    assert "never      the replay failed\n  - problem: RuntimeError: the local cloud did not start" in printed
