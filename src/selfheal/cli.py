@@ -136,13 +136,13 @@ def _backtest(scenario_path: Path, out: Path, policies_text: str) -> int:
         print(f"selfheal: invalid backtest: {error}", file=sys.stderr)
         return BAD_INPUT
     out = _out_folder(out, WRITTEN + ("backtest.json", "backtest.html", *POLICIES))
-    with _library_logs(out):
-        document = run_backtest(scenario, out, policies)
+    document = run_backtest(scenario, out, policies)  # each replay logs in out/<policy>/
     print()
     failed = False
-    for name, result in document["policies"].items():
-        print(describe_policy(name, result))
-        for line in result["problems"]:
+    for name in policies:
+        result = document["policies"].get(name)
+        print(describe_policy(name, result) if result else f"{name:10} the replay failed")
+        for line in result["problems"] if result else [document["replays"][name]["error"]]:
             failed = True
             print(f"  - problem: {line}")
     print(f"\nbacktest: {out / 'backtest.json'} and {out / 'backtest.html'}; each policy's report.json and logs "

@@ -42,6 +42,7 @@ from selfheal.project import find_project
 
 from . import backtest_figures as figures
 from .backtest_html import write_backtest_html
+from .backtest_parallel import replay_policies
 from .code_roots import import_from
 from .html_report import write_html
 from .localcloud import LocalCloud
@@ -114,18 +115,19 @@ def check(scenario: Scenario, policies: list[str], prices: figures.Prices) -> No
 
 
 def run_backtest(scenario: Scenario, out: Path, policies: list[str], echo: Print = print,
-                 cloud_factory: Callable[[Path], LocalCloud] = LocalCloud) -> dict[str, Any]:
+                 workers: int | None = None) -> dict[str, Any]:
+    """Replay the history under each policy, each in a process of its own (backtest_parallel.py), and write
+    backtest.json and backtest.html from what they found. A policy whose replay failed has no figures: `replays`
+    says why."""
     prices = figures.Prices.load()
     check(scenario, policies, prices)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    for policy in policies:
-        echo(f"\npolicy {policy}")
-        results[policy] = Replay(scenario, policy, out / policy, prices, echo).run(cloud_factory)
-    document = {"policies": results, "history": {"start": figures._iso(scenario.steps[0].at),
-                                                 "end": figures._iso(scenario.steps[-1].at),
-                                                 "steps": len(scenario.steps)},
-                "prices": {"source": prices.source, "taken": prices.taken, "file": str(figures.PRICES.name)}}
+    outcomes = replay_policies(scenario, out, policies, prices, echo, workers=workers)
+    document = {"policies": {name: o.result for name, o in outcomes.items() if o.result is not None},
+                "history": {"start": figures._iso(scenario.steps[0].at), "end": figures._iso(scenario.steps[-1].at),
+                            "steps": len(scenario.steps)},
+                "prices": {"source": prices.source, "taken": prices.taken, "file": str(figures.PRICES.name)},
+                "replays": {name: outcome.record(out) for name, outcome in outcomes.items()}}
     (out / "backtest.json").write_text(json.dumps(document, indent=2, default=str))
     write_backtest_html(document, out / "backtest.html")
     return document

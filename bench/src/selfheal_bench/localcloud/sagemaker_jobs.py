@@ -32,6 +32,7 @@ import botocore.session
 from botocore.validate import ParamValidator
 from moto.core.exceptions import ServiceException
 
+from .. import job_host
 from . import cluster
 from .container import ContainerStartFailed, Started, container_env, start_user_code
 from .faults import Faults
@@ -86,7 +87,7 @@ class Host:
     command: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | job_host.ServedProcess | None = None
     exit_code: int | None = None
     seconds: float = 0.0
 
@@ -170,13 +171,14 @@ class JobService:
     them)."""
 
     def __init__(self, work_dir: Path, faults: Faults, region: str, account_id: str,
-                 python: str = sys.executable, max_parallel: int = 2) -> None:
+                 python: str = sys.executable, max_parallel: int = 2, serve: bool = True) -> None:
         self.jobs: dict[str, Job] = {}
         self._work_dir = work_dir
         self._faults = faults
         self._region = region
         self._account_id = account_id
         self._python = python
+        self._serve = serve  # start job hosts from the pre-imported server where it can (job_host.py)
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="sagemaker-job")
         self._lock = threading.Lock()
         self._ended = threading.Condition()
@@ -296,10 +298,7 @@ class JobService:
         SageMaker stops a job whose host failed), or time runs out; True when it ran out."""
         started = time.monotonic()
         for host in job.hosts:
-            with open(host.log, "ab") as log:
-                # The job's own entrypoint, as its container would run it: an argv list, no shell.
-                host.process = subprocess.Popen(host.command, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
-                                                env=host.env, cwd=host.cwd)
+            host.process = self._start(host)
         while True:
             elapsed = time.monotonic() - started
             for host in job.hosts:
@@ -316,6 +315,17 @@ class JobService:
                         host.seconds = time.monotonic() - started
                 return elapsed > timeout
             time.sleep(_POLL_SECONDS)
+
+    def _start(self, host: Host) -> subprocess.Popen[bytes] | job_host.ServedProcess:
+        """The host's process: forked from the pre-imported job host server when it can start the command as a fresh
+        interpreter would (job_host.py), else a fresh interpreter."""
+        cwd = host.cwd or host.sandbox
+        if self._serve and job_host.servable(host.command, host.env, cwd):
+            return job_host.start(host.command, host.env, cwd, host.log)
+        with open(host.log, "ab") as log:
+            # The job's own entrypoint, as its container would run it: an argv list, no shell.
+            return subprocess.Popen(host.command, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
+                                    env=host.env, cwd=cwd)
 
     def _base_env(self, host: Host) -> dict[str, str]:
         # Jobs reach S3 only through their inputs and outputs, which SageMaker moves for them.
