@@ -73,8 +73,9 @@ def measure(sizes: Sizes) -> list[Figure]:
     wall.value, wall.floor, wall.runs = median(seconds[2]), median(seconds[1]), repeats
     wall.data = {"one_instance_seconds": seconds[1], "two_instances_seconds": seconds[2],
                  "host_seconds": runs["hosts"]}
-    wall.notes.append(f"context: the hosts share this machine's {os.cpu_count()} cores (OpenMP threads split "
-                      "between them), so 2 instances here are not faster; on SageMaker each has its own")
+    wall.notes.append(f"context, not SageMaker's times: the 2 hosts share this machine's {os.cpu_count()} cores, each "
+                      "with its share of the OpenMP threads (cluster.host_threads), while 1 instance has all of them; "
+                      "on SageMaker each instance has cores of its own")
     return [agreement, wall]
 
 
