@@ -20,6 +20,7 @@ from typing import Any
 
 from common import PYTHON, ROOT, Figure, Goal, Sizes, load_ml, median, run_child
 from drift import job_folder, scenario_frame
+from scale_training import measure as training_figures
 
 SCALE_GOAL = Goal("ratio", ">=", 1.7)  # 2 instances' rows/s against 1 instance's
 HOSTS = ["algo-1", "algo-2"]
@@ -46,7 +47,7 @@ def measure(sizes: Sizes) -> list[Figure]:
     figure.notes.append(f"verdicts {'identical' if verdicts[0] == verdicts[1] else 'DIFFER'}: "
                         f"{len(verdicts[0])} violations; the 2-instance time includes the 1-instance merge; "
                         f"the hosts share this machine's {os.cpu_count()} cores")
-    return [figure]
+    return [figure, *training_figures(sizes)]
 
 
 def _baseline(sizes: Sizes) -> tuple[dict[str, Any], dict[str, Any]]:

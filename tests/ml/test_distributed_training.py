@@ -14,38 +14,18 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 from features import FeatureTransform
+from selfheal_bench.fixtures import containers
 from selfheal_bench.fixtures.containers import BUCKET, jobs, run_job, s3  # noqa: F401 - fixtures
 from sklearn.metrics import roc_auc_score
 
-from selfheal.code import sourcedir_tarball
-from selfheal.project import find_project
-
-CODE_CHANNEL = "/opt/ml/input/data/code/sourcedir.tar.gz"
 ROWS = 6000  # enough that a model's test AUC moves by less than the tolerance between runs on the same data
 AUC_TOLERANCE = 0.01
+HYPERPARAMETERS = {"target": "churned", "problem": "binary", "num_round": 200, "early_stopping_rounds": 20,
+                   "max_depth": 4, "eta": 0.1}
 
 
 def training_request(name: str, instances: int) -> dict[str, Any]:
-    """Train as TrainingPipeline asks for it (statemachines/training_pipeline.asl.json), on `instances` instances."""
-    def channel(name: str, key: str, distribution: str = "FullyReplicated") -> dict[str, Any]:
-        return {"ChannelName": name, "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{key}", "S3DataDistributionType": distribution}}}
-
-    hyperparameters = {"sagemaker_program": "train.py", "sagemaker_submit_directory": CODE_CHANNEL,
-                       "target": "churned", "problem": "binary", "num_round": 200, "early_stopping_rounds": 20,
-                       "max_depth": 4, "eta": 0.1}
-    return {
-        "TrainingJobName": name,
-        "RoleArn": "arn:aws:iam::123456789012:role/sagemaker",
-        "AlgorithmSpecification": {"TrainingImage": "local/sagemaker-xgboost:3.0-5", "TrainingInputMode": "File"},
-        "HyperParameters": {key: json.dumps(value) for key, value in hyperparameters.items()},
-        "InputDataConfig": [channel("train", "prep/train", "ShardedByS3Key"), channel("validation", "prep/validation"),
-                            channel("transform", "prep/transform"), channel("code", "code/sourcedir.tar.gz")],
-        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/model"},
-        "ResourceConfig": {"InstanceCount": instances, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 300},
-        "EnableNetworkIsolation": True,
-    }
+    return containers.training_request(name, instances, HYPERPARAMETERS)
 
 
 @pytest.fixture
@@ -58,11 +38,7 @@ def preprocessed(s3, new_sandbox, dataset, tmp_path) -> Path:  # noqa: F811 - th
     upload.parent.mkdir(parents=True)
     dataset("binary", rows=ROWS, seed=11).to_csv(upload, index=False)
     prep.process("preprocess.py")
-    for path in sorted(prep.output().rglob("*")):
-        if path.is_file():
-            s3.put_object(Bucket=BUCKET, Key=f"prep/{path.relative_to(prep.output()).as_posix()}",
-                          Body=path.read_bytes())
-    s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=sourcedir_tarball(find_project() / "ml"))
+    containers.put_training_inputs(s3, prep.output())
     return prep.output()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import subprocess
@@ -143,6 +144,28 @@ def test_bad_payloads_get_named_client_errors(binary, body, content_type, error,
     assert isinstance(raised.value, ValueError)
     assert raised.value.status_code == (415 if error is inference.UnsupportedContentTypeError else 400)
     assert str(raised.value) == raised.value.message
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_json_requests_leave_the_servers_garbage_collector_as_they_found_it(binary, collector_on) -> None:
+    model, rows, expected = binary
+    instances = json.dumps({"instances": json.loads(rows.to_json(orient="values"))})
+    bad = ['{"instances": [[30, 2', '[{"age": 30, "plan": "pro"}]', '{"instances": [[30, 2, 100, "pro"]]}',
+           '[{"age": 30, "visits": 2, "income": "lots", "plan": "pro", "region": "north", "active": true}]']
+    # Given a serving process whose collector is on (or was turned off by its host)
+    was = gc.isenabled()
+    (gc.enable if collector_on else gc.disable)()
+    try:
+        # When JSON requests are answered, and bad ones refused mid-way through decoding or encoding
+        answer = json.loads(_invoke(model, instances, "application/json"))
+        for body in bad:
+            with pytest.raises(inference.PayloadError):
+                _invoke(model, body, "application/json")
+        # Then the answers are the model's, and the collector is as it was before them
+        assert np.array_equal(np.array(answer["predictions"], dtype=np.float32), expected)
+        assert gc.isenabled() is collector_on
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_a_body_over_six_megabytes_is_refused(binary) -> None:
