@@ -1,8 +1,9 @@
-"""Preprocess job (SageMaker scikit-learn processing container).
+"""Preprocess job (SageMaker scikit-learn processing container), on one instance or several.
 
 Inputs  <OPT_ML>/processing/input/config/config.json   the run's model configuration (target, problem, split),
                                                      and holdout_datasets: the labelled traffic among the data
-        <OPT_ML>/processing/input/data/**/*.csv|parquet every dataset of the training window (with headers)
+        <OPT_ML>/processing/input/data/**/*.csv|parquet the training window's datasets (with headers): all of
+                                                     them on one instance; a share (maybe none) on each of N
 Outputs <OPT_ML>/processing/output/
         train/train.csv, validation/validation.csv   encoded, no header, target first, all numeric; with
                                                      training.instance_count N > 1, train/ holds N files
@@ -13,6 +14,19 @@ Outputs <OPT_ML>/processing/output/
                                                      challenger and the champion are judged on what matters now
         transform/transform.json                     the feature transform fitted on train only
         baseline/statistics.json, constraints.json   Model Monitor baseline of the raw training features
+
+Each row's part comes from a hash of its content (splitting.py), so a host places the rows of its files alone and a
+row lands in the same part whatever host reads it and however many there are. The job has two phases:
+* a host's share: each file's labelled rows with their hash positions (rows-<digest>.pkl) and a summary
+  (partial-<host>.pkl: the files' columns, types and classes, and exact statistics of the rows placed in train,
+  prep_stats.py);
+* the merge: every class's cuts (stratified to a row; the newest labelled traffic tested), the training statistics
+  corrected for the rows the cuts move, the transform and the baseline fitted from them, the outputs written file by
+  file (memory: one file's rows, the statistics, and 8 bytes a labelled row for the cuts).
+On one instance both run here, in turn. On N > 1 (<OPT_ML>/config/resourceconfig.json names the hosts), each host
+writes its share to <OPT_ML>/processing/output/partials/ (names of its own: the hosts share the S3 prefix) and a
+1-instance job, `preprocess.py --merge`, reads them all from <OPT_ML>/processing/input/partials/ and writes the
+outputs above, refusing unless every host's summary is there. Both give the same bytes.
 """
 
 from __future__ import annotations
