@@ -32,7 +32,8 @@ TASKS = {
     "MonitorPipeline": {"AnalyzeDrift", "MergeDrift", "AnalyzeQuality"},
 }
 # What runs in a container, network-isolated and in the VPC when one is configured.
-ISOLATED = {"Preprocess", "MergePreprocess", "Train", "Evaluate", "AnalyzeDrift", "MergeDrift", "AnalyzeQuality", "CreateModel"}
+ISOLATED = {"Preprocess", "MergePreprocess", "Train", "Evaluate", "AnalyzeDrift", "MergeDrift", "AnalyzeQuality",
+            "CreateModel"}
 JOBS = {"Preprocess", "MergePreprocess", "Train", "Evaluate", "AnalyzeDrift", "MergeDrift", "AnalyzeQuality"}
 
 
