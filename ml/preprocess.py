@@ -179,9 +179,7 @@ class Merge:
         partials = read_partials(work)
         self.files = {name: record for partial in partials for name, record in partial["files"].items()}
         self.names = sorted(self.files)
-        self.train = Block()
-        for partial in partials:
-            self.train.add(partial["train"])
+        self.host_train = [partial["train"] for partial in partials]
         # One type per column and columns in first-seen order, as pandas.concat of every file in order gives
         self.kinds: dict[str, set[str]] = defaultdict(set)
         for name in self.names:
@@ -224,6 +222,9 @@ class Merge:
         rows the classes' cuts (or the newest traffic) move in or out of train, and the labelled traffic's."""
         sizes: Counter = Counter()
         label_rows: Counter = Counter()
+        train = Block()
+        for block in self.host_train:
+            train.add(block)
         for name in self.names:
             record = self.files[name]
             rows, u = self.load(name)
@@ -234,16 +235,16 @@ class Merge:
             label_rows.update(_key(label) for label in rows[self.target][parts == TRAIN].tolist())
             features = rows.drop(columns=[self.target])
             if record["holdout"]:
-                self.train.add(Block.of(features[parts == TRAIN], record["kinds"]))
+                train.add(Block.of(features[parts == TRAIN], record["kinds"]))
                 continue
             provisional = Plan.provisional(u, self.settings)
-            self.train.add(Block.of(features[(provisional != TRAIN) & (parts == TRAIN)], record["kinds"]))
-            self.train.add(Block.of(features[(provisional == TRAIN) & (parts != TRAIN)], record["kinds"]), -1)
-        columns = [resolve(name, self.train.columns.get(name, ColumnStats()), self.kinds[name], self.train.rows)
+            train.add(Block.of(features[(provisional != TRAIN) & (parts == TRAIN)], record["kinds"]))
+            train.add(Block.of(features[(provisional == TRAIN) & (parts != TRAIN)], record["kinds"]), -1)
+        columns = [resolve(name, train.columns.get(name, ColumnStats()), self.kinds[name], train.rows)
                    for name in self.columns if name != self.target]
         labels = {_key(label): label_rows[_key(label)] for label in self.classes} if self.classes else None
         transform = fit_transform(columns, self.target, self.problem, self.classes, labels)
-        return transform, baseline_from_columns(columns, self.train.rows), dict(sizes)
+        return transform, baseline_from_columns(columns, train.rows), dict(sizes)
 
     def write(self, output: Path, transform: FeatureTransform, train_rows: int) -> None:
         """train (one file per training instance, rows dealt round robin in file order), validation, test (raw)."""

@@ -112,7 +112,9 @@ class Plan:
             parts = place(u, *self.cuts[None])
         else:
             codes, classes = pd.factorize(labels)
-            cuts = np.array([self.cuts[label] for label in classes.tolist()], dtype=np.float64).reshape(-1, 2)
+            # A class only among the tested newest traffic has no cuts: its rows are tested whatever they say.
+            cuts = np.array([self.cuts.get(label, (0.0, 0.0)) for label in classes.tolist()],
+                            dtype=np.float64).reshape(-1, 2)
             parts = place(u, cuts[codes, 0], cuts[codes, 1])
         if name in self.holdout_from:
             parts[self.holdout_from[name]:] = TEST
