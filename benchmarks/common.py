@@ -49,7 +49,7 @@ class Sizes:
     def pick(cls, quick: bool) -> Sizes:
         if quick:
             return cls(True, 3, 2, 10_000, 2_000, (2_000, 10_000), 1000, 0.05, (20_000, 100_000), 1, ("configured",),
-                       40_000)
+                       20_000)
         return cls(False, 5, 15, 1_000_000, 200_000, (200_000, 1_000_000), 3000, 0.2, (200_000, 1_000_000), 26,
                    ("configured", "never", "always"), 1_000_000)
 

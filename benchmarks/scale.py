@@ -67,13 +67,14 @@ def _preprocess(sizes: Sizes) -> Figure:
         merge = Path(work) / "merge"
         shutil.copytree(single / "processing" / "input" / "config", merge / "processing" / "input" / "config")
         one, two = [], []
-        for _ in range(sizes.repeats):  # interleaved, as for the monitor
+        runs = 1 if sizes.quick else sizes.repeats  # quick checks that it runs, and keeps the suite's seconds
+        for _ in range(runs):  # interleaved, as for the monitor
             one.append(_run([single], PREPROCESS))
             two.append(_run(list(hosts.values()), PREPROCESS) + _merge(hosts, merge, PREPROCESS))
         differ = [name for name, content in _outputs(single).items() if _outputs(merge).get(name) != content]
     figure = Figure(f"Preprocess on 2 instances, {rows:,} rows in {PREPROCESS_FILES} uploads", "rows/s", SCALE_GOAL,
                     "the same job on 1 instance", value=rows / median(two), floor=rows / median(one),
-                    runs=sizes.repeats, data={"one_instance_seconds": one, "two_instances_seconds": two})
+                    runs=runs, data={"one_instance_seconds": one, "two_instances_seconds": two})
     if differ:
         figure.error = f"2 instances wrote other outputs than 1 instance: {', '.join(differ)}"
     figure.notes.append(f"outputs {'byte-identical' if not differ else 'DIFFER'} (split, transform, baseline, encoded "

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = {"cold start", "package size", "inference", "drift analysis", "monitor end to end", "monitor on 2 instances",
+SECTIONS = {"cold start", "package size", "inference", "drift analysis", "monitor end to end",
+            "monitor and Preprocess on 2 instances",
             "performance estimation", "the loop", "backtest"}
 TIMEOUT_SECONDS = 600
 
