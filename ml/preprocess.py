@@ -136,7 +136,7 @@ def summarise(folder: Path, config: dict[str, Any], work: Path) -> dict[str, Any
         rows_file = f"rows-{hashlib.sha256(name.encode()).hexdigest()[:24]}.pkl"
         with open(work / rows_file, "wb") as handle:
             pickle.dump((rows, u), handle, protocol=4)
-        files[name] = {"columns": [str(c) for c in raw.columns], "kinds": kinds, "rows": len(raw),
+        files[name] = {"kinds": kinds, "rows": len(raw),
                        "labelled": len(rows), "rows_file": rows_file, "holdout": name in holdout,
                        "u": by_class(_labels(rows, config), u)}
         if name not in holdout and target in kinds:  # labelled traffic is placed by the merge, which knows its age
@@ -264,12 +264,13 @@ class Merge:
                     if not len(rows):
                         continue
                     parts = self.plan.parts(name, _labels(rows, self.config), u)
+                    rows = rows.reindex(columns=self.columns)  # a column this file lacks is missing in its rows
                     train = rows[parts == TRAIN]
                     for i, shard in enumerate(shards):
                         write_encoded(shard, transform, train.iloc[(i - dealt) % instances::instances])
                     dealt += len(train)
                     write_encoded(validation, transform, rows[parts == VALIDATION])
-                    rows[parts == TEST].reindex(columns=self.columns).to_csv(test, header=header, index=False)
+                    rows[parts == TEST].to_csv(test, header=header, index=False)
                     header = False
                 if header:  # no test rows at all: still a header, so the file reads as a table
                     pd.DataFrame(columns=self.columns).to_csv(test, index=False)

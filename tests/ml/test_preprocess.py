@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from baseline import build_baseline
 from features import FeatureTransform
-from preprocess import Merge, PartialSplitError, summarise, write_partial
+from preprocess import Merge, PartialSplitError, merge, summarise, write_partial
 from splitting import TEST, TRAIN, VALIDATION
 
 
@@ -300,6 +300,31 @@ def test_the_merge_refuses_when_a_hosts_share_is_missing(tmp_path, dataset) -> N
     missing = r"hosts \['algo-1'\], expected one from each of \['algo-1', 'algo-2'\]"
     with pytest.raises(PartialSplitError, match=missing):
         Merge(tmp_path / "partials", MULTICLASS)
+
+
+def test_uploads_with_different_columns_give_one_host_s_outputs_byte_for_byte(tmp_path, dataset) -> None:
+    # Given two uploads, the newer without the region column (a file pandas would fill with missing values)
+    files = uploads(dataset, files=2)
+    files["2026/01/upload.csv"] = files["2026/01/upload.csv"].drop(columns=["region"])
+    config = MULTICLASS | {"training": {"instance_count": 2}}
+    # When Preprocess runs on one host and on two (each with one upload), and each merge writes its outputs
+    written = {}
+    for hosts in (1, 2):
+        output = tmp_path / f"output-{hosts}"
+        sharded(tmp_path / str(hosts), files, config, hosts)
+        merge(tmp_path / str(hosts) / "partials", config, output)
+        written[hosts] = {path.relative_to(output).as_posix(): path.read_bytes()
+                          for path in sorted(output.rglob("*")) if path.is_file()}
+    # Then both wrote the same files, byte for byte, the missing region encoded as missing (-1) in the newer rows
+    assert sorted(written[1]) == ["baseline/constraints.json", "baseline/statistics.json", "test/test.csv",
+                                  "train/train-1-of-2.csv", "train/train-2-of-2.csv", "transform/transform.json",
+                                  "validation/validation.csv"]
+    assert written[2] == written[1]
+    transform = FeatureTransform.loads(written[1]["transform/transform.json"])
+    region = 1 + transform.feature_names.index("region")
+    train = np.concatenate([_encoded(tmp_path / "output-1" / "train" / name)
+                            for name in ("train-1-of-2.csv", "train-2-of-2.csv")])
+    assert (train[:, region] == -1).sum() >= 0.45 * len(train)
 
 
 MULTICLASS = {"target": "tier", "problem": "multiclass"}
