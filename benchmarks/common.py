@@ -43,13 +43,15 @@ class Sizes:
     estimation_rows: tuple[int, int]  # performance estimation at two sizes (peak memory must not grow)
     backtest_weeks: int  # the replayed history's weekly batches (issue 13's goal is for 26)
     backtest_policies: tuple[str, ...]  # the goal is for all three; quick replays one, to check the replay runs
+    preprocess_rows: int  # Preprocess on 1 vs 2 instances: the window's rows, in PREPROCESS_FILES uploads
 
     @classmethod
     def pick(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(True, 3, 2, 10_000, 2_000, (2_000, 10_000), 1000, 0.05, (20_000, 100_000), 1, ("configured",))
+            return cls(True, 3, 2, 10_000, 2_000, (2_000, 10_000), 1000, 0.05, (20_000, 100_000), 1, ("configured",),
+                       20_000)
         return cls(False, 5, 15, 1_000_000, 200_000, (200_000, 1_000_000), 3000, 0.2, (200_000, 1_000_000), 26,
-                   ("configured", "never", "always"))
+                   ("configured", "never", "always"), 1_000_000)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ SECTIONS: list[Section] = [
     ("inference", inference_speed.measure),
     ("drift analysis", drift.in_memory),
     ("monitor end to end", drift.end_to_end),
-    ("monitor on 2 instances", scale.measure),
+    ("scale: monitor, Preprocess and training on 2 instances", scale.measure),
     ("performance estimation", estimation.measure),
     ("the loop", demo_loop.measure),
     ("backtest", backtest_replay.measure),

@@ -73,6 +73,26 @@ class NumericAccumulator:
             self._add_moments(finite)
             self._add_counts(finite)
 
+    def add_table(self, finite: tuple[np.ndarray, np.ndarray], present: int, missing: int) -> None:
+        """Take rows given as a table of their distinct finite values and counts (with `present` values in all,
+        infinities among them, and `missing` missing): the same numbers whatever order the rows came in."""
+        values, counts = finite
+        self.present += present
+        self.missing += missing
+        total = int(counts.sum())
+        if not total:
+            return
+        mean = float((values * counts).sum() / total)
+        deviations = values - mean
+        self._merge_moments(total, mean, float((deviations * deviations * counts).sum()))
+        self.low, self.high = min(self.low, float(values[0])), max(self.high, float(values[-1]))
+        if len(self.edges):
+            cumulative = np.cumsum(counts)
+            self.below += int(cumulative[np.searchsorted(values, self.edges[0], side="left") - 1]
+                              if values[0] < self.edges[0] else 0)
+            at_or_below = np.searchsorted(values, self.edges[1:], side="right")
+            self.at_or_below += np.where(at_or_below > 0, cumulative[np.maximum(at_or_below - 1, 0)], 0)
+
     def _add_moments(self, x: np.ndarray) -> None:
         # Chan et al.'s pairwise update: exact merging of chunk moments without a sum of squares.
         n, mean = len(x), float(x.mean())
@@ -203,6 +223,11 @@ class CategoricalAccumulator:
                 counts[value] = count
             else:
                 self.overflow += count
+
+    def add_counts(self, counts: dict[str, int]) -> None:
+        """Take counts of text values, most frequent first (then by value): which values a full counter keeps
+        does not depend on the order the rows came in."""
+        self._add(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
     def merge(self, other: CategoricalAccumulator) -> None:
         self.present += other.present

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # siblings ship beside this script
     sys.path.insert(0, str(HERE))
 
-from accumulators import NUM_BUCKETS, CategoricalAccumulator, NumericAccumulator, numeric_values  # noqa: E402
+from accumulators import NUM_BUCKETS, CategoricalAccumulator, NumericAccumulator  # noqa: E402
+from prep_stats import Block, Column, Table, frame_kinds, resolve, value_at  # noqa: E402
 
 INTEGRAL, FRACTIONAL, STRING, UNKNOWN = "Integral", "Fractional", "String", "Unknown"
 NUMERIC_TYPES = (INTEGRAL, FRACTIONAL)
@@ -47,54 +47,51 @@ class BaselineError(ValueError):
 # ------------------------------------------------------------------------------------------------- baseline
 
 
-def _inferred_type(series: pd.Series) -> str:
-    if is_bool_dtype(series.dtype) or not is_numeric_dtype(series.dtype):
-        return STRING
-    if is_integer_dtype(series.dtype):
-        return INTEGRAL
-    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    values = values[np.isfinite(values)]
-    # An integer column with gaps arrives as floats: still Integral, as it was in the source file.
-    return INTEGRAL if len(values) and np.array_equal(values, np.floor(values)) else FRACTIONAL
-
-
-def _quantile_edges(series: pd.Series) -> np.ndarray:
+def _quantile_edges(finite: Table) -> np.ndarray:
     """Distinct inverted-CDF quantiles at NUM_BUCKETS + 1 ranks: equal-mass buckets, exact for discrete data."""
-    values, _, _ = numeric_values(series)
-    values = np.sort(values[np.isfinite(values)])
-    if not len(values):
+    total = int(finite[1].sum())
+    if not total:
         return np.array([])
-    ranks = np.ceil(np.linspace(0.0, 1.0, NUM_BUCKETS + 1) * len(values)).astype(np.int64) - 1
-    edges = np.unique(values[np.clip(ranks, 0, len(values) - 1)])
+    ranks = np.ceil(np.linspace(0.0, 1.0, NUM_BUCKETS + 1) * total).astype(np.int64) - 1
+    edges = np.unique(value_at(finite, np.clip(ranks, 0, total - 1)))
     return np.repeat(edges, 2) if len(edges) == 1 else edges
 
 
-def _baseline_feature(name: str, series: pd.Series) -> tuple[dict[str, Any], dict[str, Any]]:
-    inferred = _inferred_type(series)
-    completeness = float(series.notna().mean()) if len(series) else 1.0
+def _baseline_feature(column: Column) -> tuple[dict[str, Any], dict[str, Any]]:
+    name = column.name
+    inferred = STRING if column.text else INTEGRAL if column.integral else FRACTIONAL
+    completeness = column.present / column.rows if column.rows else 1.0
     constraint: dict[str, Any] = {"name": name, "inferred_type": inferred, "completeness": completeness}
     if inferred in NUMERIC_TYPES:
-        numeric = NumericAccumulator(_quantile_edges(series), integral=inferred == INTEGRAL)
-        numeric.update(series)
+        numeric = NumericAccumulator(_quantile_edges(column.finite), integral=inferred == INTEGRAL)
+        numeric.add_table(column.finite, column.present, column.rows - column.present)
         constraint["num_constraints"] = {"is_non_negative": bool(numeric.n == 0 or numeric.low >= 0)}
         return {"name": name, "inferred_type": inferred, "numerical_statistics": numeric.statistics()}, constraint
-    categorical = CategoricalAccumulator()
-    categorical.update(series)
+    categorical = CategoricalAccumulator(present=column.present, missing=column.rows - column.present)
+    categorical.add_counts(column.categories)
     stats = categorical.statistics()
     if categorical.overflow == 0 and len(categorical.counts) <= MAX_DOMAIN:
         constraint["string_constraints"] = {"domains": sorted(categorical.counts)}
     return {"name": name, "inferred_type": inferred, "string_statistics": stats}, constraint
 
 
-def build_baseline(frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
-    """statistics.json and constraints.json (Model Monitor's formats) for a frame of raw feature columns."""
-    statistics: dict[str, Any] = {"version": 0, "dataset": {"item_count": len(frame)}, "features": []}
+def baseline_from_columns(columns: list[Column], rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """statistics.json and constraints.json (Model Monitor's formats) from merged statistics of `rows` rows."""
+    statistics: dict[str, Any] = {"version": 0, "dataset": {"item_count": rows}, "features": []}
     constraints: dict[str, Any] = {"version": 0, "features": [], "monitoring_config": copy.deepcopy(MONITORING_CONFIG)}
-    for name in frame.columns:
-        stats, constraint = _baseline_feature(str(name), frame[name])
+    for column in columns:
+        stats, constraint = _baseline_feature(column)
         statistics["features"].append(stats)
         constraints["features"].append(constraint)
     return statistics, constraints
+
+
+def build_baseline(frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
+    """statistics.json and constraints.json (Model Monitor's formats) for a frame of raw feature columns."""
+    kinds = frame_kinds(frame)
+    block = Block.of(frame, kinds)
+    columns = [resolve(name, block.columns[name], {kinds[name]}, len(frame)) for name in kinds]
+    return baseline_from_columns(columns, len(frame))
 
 
 # ----------------------------------------------------------------------------------- baseline, read back

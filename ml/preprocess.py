@@ -1,8 +1,9 @@
-"""Preprocess job (SageMaker scikit-learn processing container).
+"""Preprocess job (SageMaker scikit-learn processing container), on one instance or several.
 
 Inputs  <OPT_ML>/processing/input/config/config.json   the run's model configuration (target, problem, split),
                                                      and holdout_datasets: the labelled traffic among the data
-        <OPT_ML>/processing/input/data/**/*.csv|parquet every dataset of the training window (with headers)
+        <OPT_ML>/processing/input/data/**/*.csv|parquet the training window's datasets (with headers): all of
+                                                     them on one instance; a share (maybe none) on each of N
 Outputs <OPT_ML>/processing/output/
         train/train.csv, validation/validation.csv   encoded, no header, target first, all numeric; with
                                                      training.instance_count N > 1, train/ holds N files
@@ -13,37 +14,58 @@ Outputs <OPT_ML>/processing/output/
                                                      challenger and the champion are judged on what matters now
         transform/transform.json                     the feature transform fitted on train only
         baseline/statistics.json, constraints.json   Model Monitor baseline of the raw training features
+
+Each row's part comes from a hash of its content (splitting.py), so a host places the rows of its files alone and a
+row lands in the same part whatever host reads it and however many there are. The job has two phases:
+* a host's share: each file's labelled rows with their hash positions (rows-<digest>.pkl) and a summary
+  (partial-<host>.pkl: the files' columns, types and classes, and exact statistics of the rows placed in train,
+  prep_stats.py);
+* the merge: every class's cuts (stratified to a row; the newest labelled traffic tested), the training statistics
+  corrected for the rows the cuts move, the transform and the baseline fitted from them, the outputs written file by
+  file (memory: one file's rows, the statistics, and 8 bytes a labelled row for the cuts).
+On one instance both run here, in turn. On N > 1 (<OPT_ML>/config/resourceconfig.json names the hosts), each host
+writes its share to <OPT_ML>/processing/output/partials/ (names of its own: the hosts share the S3 prefix) and a
+1-instance job, `preprocess.py --merge`, reads them all from <OPT_ML>/processing/input/partials/ and writes the
+outputs above, refusing unless every host's summary is there. Both give the same bytes.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
-import math
 import os
+import pickle
 import sys
+import tempfile
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # siblings (features, monitor) ship beside this script
     sys.path.insert(0, str(HERE))
 
-from baseline import build_baseline  # noqa: E402
-from features import PROBLEMS, FeatureTransform, class_labels  # noqa: E402
+from baseline import baseline_from_columns  # noqa: E402
+from features import PROBLEMS, FeatureTransform, _key, class_labels  # noqa: E402
+from monitor import processing_hosts  # noqa: E402
+from prep_stats import Block, ColumnStats, fit_transform, frame_kinds, resolve  # noqa: E402
+from splitting import MIN_ROWS, TEST, TRAIN, VALIDATION, Plan, by_class, row_positions  # noqa: E402
 
 OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
 INPUT = OPT_ML / "processing" / "input"
 OUTPUT = OPT_ML / "processing" / "output"
 DEFAULT_SPLIT = {"validation": 0.15, "test": 0.15, "seed": 42}
 DATA_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
-MIN_ROWS = 10
-SPLIT_PARTS = ("train", "validation", "test")
-HOLDOUT_MIN_ROWS = 20  # labelled traffic smaller than this is split like any other data
-HOLDOUT_FLOOR = 50  # the newest rows tested: the split's test share of them, and at least this many (or half)
+OUTPUTS = ("train", "validation", "test", "transform", "baseline")
+PARTIAL_PREFIX = "partial-"
+
+
+class PartialSplitError(RuntimeError):
+    """The merge lacks a host's share of the data (or cannot read it)."""
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -71,142 +93,247 @@ def data_format(path: Path) -> str | None:
 
 
 def data_files(folder: Path) -> list[Path]:
-    files = sorted(path for path in folder.rglob("*") if path.is_file() and data_format(path))
-    if not files:
-        raise FileNotFoundError(f"no CSV or Parquet files under {folder}")
-    return files
+    """Every CSV or Parquet file under `folder` (none when a sharded input gave this host no share)."""
+    return sorted(path for path in folder.rglob("*") if path.is_file() and data_format(path))
 
 
-def read_data(folder: Path, holdout: set[str] | None = None) -> tuple[pd.DataFrame, pd.Series]:
-    """Every dataset as one frame, in file order (labelled traffic oldest first), and which rows are the
-    labelled traffic (files named by their path under `folder` in `holdout`)."""
-    holdout = holdout or set()
-    frames, recent = [], []
-    for path in data_files(folder):
-        frame = pd.read_parquet(path) if data_format(path) == "parquet" else pd.read_csv(path, low_memory=False)
-        frames.append(frame)
-        recent.append(np.full(len(frame), path.relative_to(folder).as_posix() in holdout))
-    return pd.concat(frames, ignore_index=True, sort=False), pd.Series(np.concatenate(recent), dtype=bool)
+def read_file(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if data_format(path) == "parquet" else pd.read_csv(path, low_memory=False)
 
 
 def labelled_rows(frame: pd.DataFrame, target: str, problem: str) -> pd.DataFrame:
-    """Rows with a target (in their order, index kept); integral float class labels (ints widened by missing
-    values) back to ints."""
+    """A file's rows with a target, in order; integral float class labels (ints widened by missing values) back
+    to ints. A file without the target column has none."""
     if target not in frame.columns:
-        raise ValueError(f"target column '{target}' is not in the data (columns: {', '.join(map(str, frame.columns))})")
-    rows = frame[frame[target].notna()].copy()
+        return frame.iloc[:0]
+    rows = frame[frame[target].notna()].reset_index(drop=True)
     labels = rows[target]
     if problem != "regression" and pd.api.types.is_float_dtype(labels) and np.all(np.mod(labels, 1) == 0):
         rows[target] = labels.astype(np.int64)
-    if len(rows) < MIN_ROWS:
-        raise ValueError(f"only {len(rows)} rows have a '{target}' value; at least {MIN_ROWS} are needed to split")
     return rows
 
 
-def _stratify(frame: pd.DataFrame, target: str, problem: str, held_out: float) -> pd.Series | None:
-    """Stratify when every class can appear on both sides of the split; otherwise split at random."""
-    if problem == "regression":
-        return None
-    counts = frame[target].value_counts()
-    taken = math.ceil(held_out * len(frame))
-    if counts.min() >= 2 and min(taken, len(frame) - taken) >= len(counts):
-        return frame[target]
-    return None
+def _labels(rows: pd.DataFrame, config: dict[str, Any]) -> pd.Series | None:
+    return None if config["problem"] == "regression" else rows[config["target"]]
 
 
-def _rare_rows(frame: pd.DataFrame, target: str, problem: str) -> pd.Series:
-    """Rows of a class too rare to be in all three parts: they go to training whole, so the model
-    learns every class (the test rows then hold none of it, and the gate says so)."""
-    if problem == "regression":
-        return pd.Series(False, index=frame.index)
-    counts = frame[target].map(frame[target].value_counts())
-    rare = counts < len(SPLIT_PARTS)
-    return rare if (~rare).sum() >= MIN_ROWS else pd.Series(False, index=frame.index)
+# ---------------------------------------------------------------------------------------- a host's share
 
 
-def split(frame: pd.DataFrame, target: str, problem: str, settings: dict[str, Any],
-          recent: pd.Series | None = None) -> dict[str, pd.DataFrame]:
-    """train/validation/test, deterministic by the seed; stratified by class for classification. With enough
-    labelled traffic (`recent` rows), the test rows are its newest, and everything else is trained on."""
-    if recent is not None and int(recent.loc[frame.index].sum()) >= HOLDOUT_MIN_ROWS:
-        newest = frame.index[recent.loc[frame.index].to_numpy()]
-        count = max(math.ceil(settings["test"] * len(newest)), min(HOLDOUT_FLOOR, len(newest) // 2))
-        test = frame.loc[newest[-count:]]
-        return _train_validation(frame.drop(index=test.index), target, problem, settings,
-                                 settings["validation"]) | {"test": test}
-    seed, test_share = settings["seed"], settings["test"]
-    rare = _rare_rows(frame, target, problem)
-    common = frame[~rare]
-    rest, test = train_test_split(
-        common, test_size=test_share, random_state=seed, stratify=_stratify(common, target, problem, test_share)
-    )
-    parts = _train_validation(rest, target, problem, settings, settings["validation"] / (1 - test_share))
-    if rare.any():
-        parts["train"] = pd.concat([parts["train"], frame[rare]])
-    return parts | {"test": test}
+def summarise(folder: Path, config: dict[str, Any], work: Path) -> dict[str, Any]:
+    """This host's files: each one's labelled rows with their u (rows-<digest>.pkl in `work`, for the merge) and
+    what the merge needs to know of it; and the statistics of the rows placed in train provisionally."""
+    settings, target = split_settings(config), config["target"]
+    holdout = set(config.get("holdout_datasets") or [])
+    files: dict[str, dict[str, Any]] = {}
+    train = Block()
+    for path in data_files(folder):
+        name = path.relative_to(folder).as_posix()
+        raw = read_file(path)
+        kinds = frame_kinds(raw)
+        rows = labelled_rows(raw, target, config["problem"])
+        u = row_positions(rows, settings["seed"])
+        rows_file = f"rows-{hashlib.sha256(name.encode()).hexdigest()[:24]}.pkl"
+        with open(work / rows_file, "wb") as handle:
+            pickle.dump((rows, u), handle, protocol=4)
+        files[name] = {"kinds": kinds, "rows": len(raw),
+                       "labelled": len(rows), "rows_file": rows_file, "holdout": name in holdout,
+                       "u": by_class(_labels(rows, config), u)}
+        if name not in holdout and target in kinds:  # labelled traffic is placed by the merge, which knows its age
+            train.add(Block.of(rows.drop(columns=[target])[Plan.provisional(u, settings) == TRAIN], kinds))
+    return {"files": files, "train": train}
 
 
-def _train_validation(rows: pd.DataFrame, target: str, problem: str, settings: dict[str, Any],
-                      validation_share: float) -> dict[str, pd.DataFrame]:
-    train, validation = train_test_split(
-        rows, test_size=validation_share, random_state=settings["seed"],
-        stratify=_stratify(rows, target, problem, validation_share),
-    )
-    return {"train": train, "validation": validation}
+def write_partial(work: Path, host: str, hosts: list[str], summary: dict[str, Any]) -> None:
+    with open(work / f"{PARTIAL_PREFIX}{host}.pkl", "wb") as handle:
+        pickle.dump({"host": host, "hosts": hosts, **summary}, handle, protocol=4)
 
 
-def write_encoded(path: Path, transform: FeatureTransform, rows: pd.DataFrame) -> None:
+def read_partials(work: Path) -> list[dict[str, Any]]:
+    """Every host's summary, refusing unless there is one from each host of the job."""
+    partials, expected = [], None
+    for path in sorted(work.glob(f"{PARTIAL_PREFIX}*.pkl")):
+        try:
+            with open(path, "rb") as handle:
+                partial = pickle.load(handle)  # noqa: S301 - written by this job's own hosts, in this image
+        except (OSError, pickle.UnpicklingError, EOFError) as error:
+            raise PartialSplitError(f"cannot read the host summary {path.name}: {error!r}") from error
+        expected = expected or sorted(partial["hosts"])
+        partials.append(partial)
+    found = sorted(partial["host"] for partial in partials)
+    if not found or found != expected:
+        raise PartialSplitError(f"summaries of hosts {found}, expected one from each of {expected}: a host's share of "
+                                "the data is missing, and the split would leave its rows out")
+    return partials
+
+
+# ------------------------------------------------------------------------------------------------- merge
+
+
+class Merge:
+    """Every host's share, merged: the split decided, the transform and the baseline fitted, the outputs written."""
+
+    def __init__(self, work: Path, config: dict[str, Any]) -> None:
+        self.work, self.config, self.settings = work, config, split_settings(config)
+        self.target, self.problem = config["target"], config["problem"]
+        partials = read_partials(work)
+        self.files = {name: record for partial in partials for name, record in partial["files"].items()}
+        self.names = sorted(self.files)
+        self.host_train = [partial["train"] for partial in partials]
+        # One type per column and columns in first-seen order, as pandas.concat of every file in order gives
+        self.kinds: dict[str, set[str]] = defaultdict(set)
+        for name in self.names:
+            for column, kind in self.files[name]["kinds"].items():
+                self.kinds[column].add(kind)
+        self.columns = list(self.kinds)
+        if self.target not in self.kinds:
+            raise ValueError(f"target column '{self.target}' is not in the data (columns: {', '.join(self.columns)})")
+        self.rows = sum(self.files[name]["labelled"] for name in self.names)
+        if self.rows < MIN_ROWS:
+            raise ValueError(f"only {self.rows} rows have a '{self.target}' value; at least {MIN_ROWS} are needed to "
+                             "split")
+        self.plan = self._plan()
+
+    def load(self, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+        with open(self.work / self.files[name]["rows_file"], "rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - written by this job's own hosts, in this image
+
+    def _plan(self) -> Plan:
+        holdout = [(name, self.files[name]["labelled"]) for name in self.names if self.files[name]["holdout"]]
+        holdout_from = Plan.newest(holdout, self.settings["test"])
+        u_by_class: dict[Any, list[np.ndarray]] = defaultdict(list)
+        for name in self.names:
+            shares = self.files[name]["u"]
+            if name in holdout_from:  # the newest rows are tested: the cuts place the rest
+                rows, u = self.load(name)
+                kept = slice(0, holdout_from[name])
+                shares = by_class(None if self.problem == "regression" else rows[self.target][kept], u[kept])
+            for label, u in shares.items():
+                u_by_class[label].append(u)
+        counts = {label: sum(map(len, parts)) for label, parts in u_by_class.items()}
+        rare = sum(count for count in counts.values() if count < 3)
+        self.classes = class_labels(pd.Series([label for name in self.names for label in self.files[name]["u"]],
+                                              dtype=object)) if self.problem != "regression" else None
+        return Plan.decide(self.settings, {label: np.concatenate(parts) for label, parts in u_by_class.items()},
+                           holdout_from, rare_allowed=self.problem != "regression" and self.rows - rare >= MIN_ROWS)
+
+    def fit(self) -> tuple[FeatureTransform, tuple[dict[str, Any], dict[str, Any]], dict[int, int]]:
+        """The transform and the baseline from the training rows' statistics: the hosts' provisional ones, with the
+        rows the classes' cuts (or the newest traffic) move in or out of train, and the labelled traffic's."""
+        sizes: Counter = Counter()
+        label_rows: Counter = Counter()
+        train = Block()
+        for block in self.host_train:
+            train.add(block)
+        for name in self.names:
+            record = self.files[name]
+            rows, u = self.load(name)
+            if self.target not in rows.columns:
+                continue
+            parts = self.plan.parts(name, _labels(rows, self.config), u)
+            sizes.update(parts.tolist())
+            label_rows.update(_key(label) for label in rows[self.target][parts == TRAIN].tolist())
+            features = rows.drop(columns=[self.target])
+            if record["holdout"]:
+                train.add(Block.of(features[parts == TRAIN], record["kinds"]))
+                continue
+            provisional = Plan.provisional(u, self.settings)
+            train.add(Block.of(features[(provisional != TRAIN) & (parts == TRAIN)], record["kinds"]))
+            train.add(Block.of(features[(provisional == TRAIN) & (parts != TRAIN)], record["kinds"]), -1)
+        columns = [resolve(name, train.columns.get(name, ColumnStats()), self.kinds[name], train.rows)
+                   for name in self.columns if name != self.target]
+        labels = {_key(label): label_rows[_key(label)] for label in self.classes} if self.classes else None
+        transform = fit_transform(columns, self.target, self.problem, self.classes, labels)
+        return transform, baseline_from_columns(columns, train.rows), dict(sizes)
+
+    def write(self, output: Path, transform: FeatureTransform, train_rows: int) -> None:
+        """train (one file per training instance, rows dealt round robin in file order), validation, test (raw)."""
+        instances = int((self.config.get("training") or {}).get("instance_count", 1))
+        if train_rows < instances:
+            raise ValueError(f"{train_rows} training rows cannot be shared by {instances} training instances")
+        names = ["train.csv"] if instances == 1 else [f"train-{i + 1}-of-{instances}.csv" for i in range(instances)]
+        for folder in OUTPUTS:
+            (output / folder).mkdir(parents=True, exist_ok=True)
+        shards = [open(output / "train" / name, "w", encoding="utf-8") for name in names]  # noqa: SIM115
+        try:
+            with open(output / "validation" / "validation.csv", "w", encoding="utf-8") as validation, \
+                    open(output / "test" / "test.csv", "w", encoding="utf-8") as test:
+                dealt, header = 0, True
+                for name in self.names:
+                    rows, u = self.load(name)
+                    if not len(rows):
+                        continue
+                    parts = self.plan.parts(name, _labels(rows, self.config), u)
+                    rows = rows.reindex(columns=self.columns)  # a column this file lacks is missing in its rows
+                    train = rows[parts == TRAIN]
+                    for i, shard in enumerate(shards):
+                        write_encoded(shard, transform, train.iloc[(i - dealt) % instances::instances])
+                    dealt += len(train)
+                    write_encoded(validation, transform, rows[parts == VALIDATION])
+                    rows[parts == TEST].to_csv(test, header=header, index=False)
+                    header = False
+                if header:  # no test rows at all: still a header, so the file reads as a table
+                    pd.DataFrame(columns=self.columns).to_csv(test, index=False)
+        finally:
+            for shard in shards:
+                shard.close()
+
+
+def write_encoded(handle: Any, transform: FeatureTransform, rows: pd.DataFrame) -> None:
     """The layout SageMaker's XGBoost expects for CSV: no header, label first, numbers only."""
+    if not len(rows):
+        return
     encoded = pd.DataFrame(transform.apply(rows))
     encoded.insert(0, "label", transform.encode_target(rows[transform.target]))
-    encoded.to_csv(path, header=False, index=False)
-
-
-def train_shards(rows: pd.DataFrame, instances: int) -> dict[str, pd.DataFrame]:
-    """The train split as one file per training instance (every instance must get rows to train on)."""
-    if instances == 1:
-        return {"train.csv": rows}
-    if len(rows) < instances:
-        raise ValueError(f"{len(rows)} training rows cannot be shared by {instances} training instances")
-    return {f"train-{i + 1}-of-{instances}.csv": rows.iloc[i::instances] for i in range(instances)}
+    encoded.to_csv(handle, header=False, index=False)
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
 
-def main() -> None:
-    config = read_config(INPUT / "config" / "config.json")
-    target, problem = config["target"], config["problem"]
-    settings = split_settings(config)
-    raw, recent = read_data(INPUT / "data", set(config.get("holdout_datasets") or []))
-    frame = labelled_rows(raw, target, problem)
-    parts = split(frame, target, problem, settings, recent)
-    # The class set comes from every labelled row, so a rare class is known even if train lacks it.
-    labels = class_labels(frame[target]) if problem != "regression" else None
-    transform = FeatureTransform.fit(parts["train"], target, problem, labels=labels)
-
-    outputs = {name: OUTPUT / name for name in ("train", "validation", "test", "transform", "baseline")}
-    for folder in outputs.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    instances = int((config.get("training") or {}).get("instance_count", 1))
-    for name, rows in train_shards(parts["train"], instances).items():
-        write_encoded(outputs["train"] / name, transform, rows)
-    write_encoded(outputs["validation"] / "validation.csv", transform, parts["validation"])
-    parts["test"].to_csv(outputs["test"] / "test.csv", index=False)
-    transform.save(outputs["transform"] / "transform.json")
-    statistics, constraints = build_baseline(parts["train"].drop(columns=[target]))
-    write_json(outputs["baseline"] / "statistics.json", statistics)
-    write_json(outputs["baseline"] / "constraints.json", constraints)
-
+def merge(work: Path, config: dict[str, Any], output: Path) -> str:
+    """The outputs from every host's share (in `work`); returns what it did, in a line."""
+    job = Merge(work, config)
+    transform, (statistics, constraints), sizes = job.fit()
+    job.write(output, transform, sizes.get(TRAIN, 0))
+    transform.save(output / "transform" / "transform.json")
+    write_json(output / "baseline" / "statistics.json", statistics)
+    write_json(output / "baseline" / "constraints.json", constraints)
+    read = sum(record["rows"] for record in job.files.values())
     kinds = [feature.kind for feature in transform.features]
-    print(
-        f"preprocess: {len(raw)} rows read, {len(raw) - len(frame)} without '{target}' dropped; "
-        + ", ".join(f"{name}={len(rows)}" for name, rows in parts.items())
-        + f"; {len(kinds)} features ({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical)"
-        + (f"; classes {labels}" if labels else "")
-    )
+    return (f"preprocess: {read} rows read from {len(job.files)} files, {read - job.rows} without '{job.target}' "
+            f"dropped; " + ", ".join(f"{part}={sizes.get(code, 0)}" for part, code in
+                                     (("train", TRAIN), ("validation", VALIDATION), ("test", TEST)))
+            + f"; {len(kinds)} features ({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical)"
+            + (f"; classes {transform.labels}" if transform.labels else "")
+            + (f"; the newest {sizes.get(TEST, 0)} rows of labelled traffic tested" if job.plan.holdout_from else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="selfheal's preprocess job (a SageMaker processing job)")
+    parser.add_argument("--merge", action="store_true",
+                        help="merge the hosts' shares (input/partials) of a multi-instance preprocess")
+    arguments = parser.parse_args(argv)
+    config = read_config(INPUT / "config" / "config.json")
+    if arguments.merge:
+        print(merge(INPUT / "partials", config, OUTPUT))
+        return 0
+    host, hosts = processing_hosts(OPT_ML)
+    if len(hosts) > 1:  # this host's share, for the merge (a name of its own: the hosts share one S3 prefix)
+        partials = OUTPUT / "partials"
+        partials.mkdir(parents=True, exist_ok=True)
+        summary = summarise(INPUT / "data", config, partials)
+        write_partial(partials, host, hosts, summary)
+        print(f"preprocess: {host} of {len(hosts)} hosts summarised {len(summary['files'])} files for the merge")
+        return 0
+    if not data_files(INPUT / "data"):
+        raise FileNotFoundError(f"no CSV or Parquet files under {INPUT / 'data'}")
+    with tempfile.TemporaryDirectory(prefix="selfheal-preprocess-") as work:
+        write_partial(Path(work), host, hosts, summarise(INPUT / "data", config, Path(work)))
+        print(merge(Path(work), config, OUTPUT))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

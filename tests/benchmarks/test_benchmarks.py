@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = {"cold start", "package size", "ingest reads", "inference", "drift analysis", "monitor end to end",
-            "monitor on 2 instances", "performance estimation", "the loop", "backtest"}
+            "scale: monitor, Preprocess and training on 2 instances", "performance estimation", "the loop", "backtest"}
 TIMEOUT_SECONDS = 600
 
 

@@ -80,6 +80,14 @@ def monitor_shares(cloud: LocalCloud) -> dict[str, dict]:
             for key in keys}
 
 
+def preprocess_shares(cloud: LocalCloud, run_id: str) -> tuple[list[str], int]:
+    """What Preprocess's hosts wrote for the merge: their summaries, and how many datasets' rows."""
+    listed = cloud.client("s3").list_objects_v2(Bucket=cloud.bucket, Prefix=f"artifacts/churn/{run_id}/preprocess/"
+                                                "partials/").get("Contents", [])
+    names = sorted(item["Key"].rsplit("/", 1)[-1] for item in listed)
+    return [name for name in names if name.startswith("partial-")], sum(name.startswith("rows-") for name in names)
+
+
 def check_rows(cloud: LocalCloud) -> int:
     """The rows the (merged) drift report analysed."""
     s3 = cloud.client("s3")
@@ -137,8 +145,11 @@ TWO_INSTANCES = HEAL_CONFIG | {"training": {"instance_count": 2, "processing_ins
 
 
 def test_traffic_like_the_baseline_finds_no_drift_and_changes_nothing(cloud, tmp_path):
-    # Given a model whose jobs run on 2 instances each, where they can split their work
-    deploy_first_model(cloud, tmp_path, TWO_INSTANCES)
+    # Given a model whose jobs run on 2 instances each, where they can split their work, trained on two uploads
+    cloud.put_model_config("churn", TWO_INSTANCES)
+    for name, seed in (("first.csv", 1), ("second.csv", 3)):  # the first is too small to start a run alone
+        cloud.upload("churn", write(tmp_path, name, 750, seed=seed))
+        cloud.wait_idle()
     serve(cloud, tmp_path, "ordinary.csv", rows=300)
     cloud.start_monitoring("churn")
     cloud.wait_idle()
@@ -151,9 +162,12 @@ def test_traffic_like_the_baseline_finds_no_drift_and_changes_nothing(cloud, tmp
     (run,) = result["runs"]
     assert run["decision"] == "deployed" and run["metrics"]["auc"] > 0.75
     # and report.json lists each job with its instance count and every host's process
-    jobs = {job["name"].rsplit("-", 2)[-2]: job for job in result["jobs"]}
+    jobs = {"-".join(job["name"].split("-")[2:-1]): job for job in result["jobs"]}  # <model>-<digest>-<step>-<retry>
     assert {step: job["instance_count"] for step, job in jobs.items()} == {
-        "prep": 2, "train": 2, "eval": 1, "mon": 2, "merge": 1, "mq": 1}
+        "prep": 2, "prep-merge": 1, "train": 2, "eval": 1, "mon": 2, "mon-merge": 1, "mq": 1}
+    # and Preprocess split the two uploads between its hosts, each host's share merged into what Train read
+    assert [d.rsplit("/", 1)[-1] for d in run["datasets"]] == ["first.csv", "second.csv"]
+    assert preprocess_shares(cloud, run["run_id"]) == (["partial-algo-1.pkl", "partial-algo-2.pkl"], 2)
     # and the drift analysis split the capture files between its hosts, each host's share merged into the report
     shares = monitor_shares(cloud)
     assert sorted(shares) == ["partial-algo-1.json", "partial-algo-2.json"]

@@ -14,8 +14,8 @@ from selfheal_bench.localcloud import LocalCloud
 from selfheal_bench.report import build_report, ledger_items
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOYED_PATH = ["Preprocess", "Train", "Evaluate", "Gate", "GateChoice", "Register", "ApprovalChoice", "Deploy",
-                 "DeployOutcome", "RecordDeployed"]
+DEPLOYED_PATH = ["Preprocess", "MergePreprocess?", "Train", "Evaluate", "Gate", "GateChoice", "Register",
+                 "ApprovalChoice", "Deploy", "DeployOutcome", "RecordDeployed"]
 
 
 def s3_json(cloud: LocalCloud, uri: str) -> dict:

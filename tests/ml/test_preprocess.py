@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from baseline import build_baseline
 from features import FeatureTransform
+from preprocess import Merge, PartialSplitError, merge, summarise, write_partial
+from splitting import TEST, TRAIN, VALIDATION
 
 
 def _encoded(path: Path) -> np.ndarray:
@@ -162,24 +167,21 @@ def iris_like(rare: dict[str, int]) -> pd.DataFrame:
     return pd.DataFrame({"width": rng.normal(size=len(labels)), "species": labels})
 
 
-def test_a_class_too_rare_for_every_split_is_trained_on_and_the_rest_stay_stratified() -> None:
-    from preprocess import DEFAULT_SPLIT, split
-
+def test_a_class_too_rare_for_every_split_is_trained_on_and_the_rest_stay_stratified(tmp_path) -> None:
     # Given a class seen once and one seen twice among three common ones
-    frame = iris_like({"seen-once": 1, "seen-twice": 2})
+    files = {"upload.csv": iris_like({"seen-once": 1, "seen-twice": 2})}
     # When it is split for classification
-    parts = split(frame, "species", "multiclass", DEFAULT_SPLIT)
+    parts = placed(sharded(tmp_path, files, SPECIES, hosts=1))
     # Then the rare classes are whole in training (never only in the test rows), every row is used once
-    counts = {name: part["species"].value_counts().to_dict() for name, part in parts.items()}
+    counts = {name: part["species"].value_counts().to_dict() for name, part in parts.groupby("part")}
     assert counts["train"]["seen-once"] == 1 and counts["train"]["seen-twice"] == 2
     assert "seen-once" not in counts["test"] and "seen-twice" not in counts["test"]
-    assert sum(len(part) for part in parts.values()) == len(frame)
-    # And the common classes are stratified: equal shares in the test rows, to a row
-    common = [counts["test"][name] for name in ("setosa", "versicolor", "virginica")]
-    assert max(common) - min(common) <= 1 and sum(common) == len(parts["test"])
+    assert len(parts) == len(files["upload.csv"])
+    # And the common classes are stratified: equal shares in the test and validation rows, to a row
+    for part in ("test", "validation"):
+        assert [counts[part][name] for name in ("setosa", "versicolor", "virginica")] == [8, 8, 8]
     # And the same input splits the same way again
-    again = split(frame, "species", "multiclass", DEFAULT_SPLIT)
-    assert all(again[name].index.equals(part.index) for name, part in parts.items())
+    assert placed(sharded(tmp_path / "again", files, SPECIES, hosts=1)).equals(parts)
 
 
 def test_the_transform_records_the_training_rows_of_every_class() -> None:
@@ -191,23 +193,138 @@ def test_the_transform_records_the_training_rows_of_every_class() -> None:
 
 
 def test_with_labelled_traffic_the_test_rows_are_its_newest_and_the_rest_is_trained_on(tmp_path) -> None:
-    from preprocess import DEFAULT_SPLIT, read_data, split
-
     # Given an upload and, in a file of its own, labelled traffic oldest first
-    data = tmp_path / "data"
-    (data / "datasets/churn/20260101T000000000000Z").mkdir(parents=True)
-    (data / "datasets/churn/20260201T000000000000Z").mkdir(parents=True)
     rng = np.random.default_rng(5)
     upload = pd.DataFrame({"x": rng.normal(size=300), "y": rng.choice(["a", "b"], 300), "t": -1})
     traffic = pd.DataFrame({"x": rng.normal(size=120), "y": rng.choice(["a", "b"], 120), "t": np.arange(120)})
-    upload.to_csv(data / "datasets/churn/20260101T000000000000Z/first.csv", index=False)
-    traffic.to_csv(data / "datasets/churn/20260201T000000000000Z/labelled_traffic.csv", index=False)
-    # When Preprocess reads them with the run's holdout_datasets and splits
-    frame, recent = read_data(data, {"datasets/churn/20260201T000000000000Z/labelled_traffic.csv"})
-    parts = split(frame, "y", "binary", DEFAULT_SPLIT, recent)
-    # Then the test rows are the newest labelled traffic (at least 50 of it), and every other row is trained on
-    assert list(parts["test"]["t"]) == list(range(70, 120))
-    assert sorted(pd.concat([parts["train"], parts["validation"]])["t"]) == [-1] * 300 + list(range(70))
+    first, newest = ("datasets/churn/20260101T000000000000Z/first.csv",
+                     "datasets/churn/20260201T000000000000Z/labelled_traffic.csv")
+    config = {"target": "y", "problem": "binary", "holdout_datasets": [newest]}
+    # When Preprocess splits them, on one host or two, with the run's holdout_datasets
+    for hosts in (1, 2):
+        parts = placed(sharded(tmp_path / str(hosts), {first: upload, newest: traffic}, config, hosts))
+        # Then the test rows are the newest labelled traffic (at least 50 of it), and every other row is trained on
+        assert list(parts.loc[parts["part"] == "test", "t"]) == list(range(70, 120))
+        assert sorted(parts.loc[parts["part"] != "test", "t"]) == [-1] * 300 + list(range(70))
     # And too little labelled traffic is split like any other data
-    few = recent & (frame["t"] >= 110)
-    assert (split(frame[~recent | few], "y", "binary", DEFAULT_SPLIT, few)["test"]["t"] < 110).any()
+    few = placed(sharded(tmp_path / "few", {first: upload, newest: traffic[110:]}, config, 1))
+    assert (few.loc[few["part"] == "test", "t"] < 110).any()
+
+
+SPECIES = {"target": "species", "problem": "multiclass"}
+
+
+def sharded(root: Path, files: dict[str, pd.DataFrame], config: dict[str, Any], hosts: int) -> Merge:
+    """The files dealt round robin (in name order) to `hosts` hosts, each host's share summarised, then merged."""
+    work = root / "partials"
+    work.mkdir(parents=True)
+    names, host_names = sorted(files), [f"algo-{n}" for n in range(1, hosts + 1)]
+    for position, host in enumerate(host_names):
+        share = root / host
+        share.mkdir()
+        for name in names[position::hosts]:
+            (share / name).parent.mkdir(parents=True, exist_ok=True)
+            files[name].to_csv(share / name, index=False)
+        write_partial(work, host, host_names, summarise(share, config, work))
+    return Merge(work, config)
+
+
+def placed(job: Merge) -> pd.DataFrame:
+    """Every labelled row, in file order, with the part the merge placed it in."""
+    frames = []
+    for name in job.names:
+        rows, u = job.load(name)
+        labels = None if job.problem == "regression" else rows[job.target]
+        frames.append(rows.assign(part=pd.Series(job.plan.parts(name, labels, u)).map(PART_NAMES).to_numpy()))
+    return pd.concat(frames, ignore_index=True)
+
+
+PART_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
+
+
+def uploads(dataset: Callable[..., pd.DataFrame], files: int = 6) -> dict[str, pd.DataFrame]:
+    """`files` uploads of 2,400 rows in all, one in 50 unlabelled."""
+    data = dataset("multiclass", rows=2400, seed=11)
+    data.loc[data.index[::50], "tier"] = None
+    return {f"2026/{n:02d}/upload.csv": data.iloc[n::files] for n in range(files)}
+
+
+def test_a_row_lands_in_the_same_part_on_one_two_or_three_hosts(tmp_path, dataset) -> None:
+    # Given six uploads of a window
+    files = uploads(dataset)
+    # When they are split on one, two and three hosts (each reading its share of the files)
+    splits = {hosts: placed(sharded(tmp_path / str(hosts), files, MULTICLASS, hosts)) for hosts in (1, 2, 3)}
+    # Then every row is in the same part whatever the number of hosts
+    assert splits[1]["part"].value_counts().to_dict() == pytest.approx({"train": 1646, "validation": 353,
+                                                                        "test": 353}, abs=3)
+    for hosts in (2, 3):
+        assert splits[hosts].equals(splits[1]), hosts
+
+
+def test_the_merged_transform_and_baseline_are_the_ones_fitted_on_every_training_row(tmp_path, dataset) -> None:
+    # Given six uploads split on three hosts, each summarising the rows it placed in train
+    job = sharded(tmp_path, uploads(dataset), MULTICLASS, hosts=3)
+    # When the merge fits the transform and the baseline from the hosts' statistics
+    transform, baseline, sizes = job.fit()
+    # Then both are what one host fits on the training rows themselves
+    train = placed(job).query("part == 'train'").drop(columns=["part"])
+    assert sizes[TRAIN] == len(train)
+    fitted = FeatureTransform.fit(train, "tier", "multiclass", labels=["high", "low", "mid"])
+    assert transform.to_dict() == fitted.to_dict()
+    assert baseline == build_baseline(train.drop(columns=["tier"]))
+
+
+def test_a_host_with_no_files_or_only_unlabelled_rows_changes_nothing(tmp_path, dataset) -> None:
+    # Given two uploads and one with no labels at all
+    files = uploads(dataset, files=2)
+    unlabelled = dataset("multiclass", rows=100, seed=12).assign(tier=None)
+    with_unlabelled = files | {"2026/99/unlabelled.csv": unlabelled}
+    # When they are split on four hosts (one gets no file, one only the unlabelled rows)
+    one = placed(sharded(tmp_path / "one", with_unlabelled, MULTICLASS, hosts=1))
+    four = sharded(tmp_path / "four", with_unlabelled, MULTICLASS, hosts=4)
+    assert not any((tmp_path / "four" / "algo-4").iterdir())
+    assert [path.name for path in (tmp_path / "four" / "algo-3").rglob("*.csv")] == ["unlabelled.csv"]
+    assert four.files["2026/99/unlabelled.csv"]["labelled"] == 0
+    # Then the split and the fit are those of one host
+    assert placed(four).equals(one)
+    (transform, baseline, sizes), (transform_one, baseline_one, sizes_one) = four.fit(), sharded(
+        tmp_path / "single", with_unlabelled, MULTICLASS, hosts=1).fit()
+    assert (transform.to_dict(), baseline, sizes) == (transform_one.to_dict(), baseline_one, sizes_one)
+
+
+def test_the_merge_refuses_when_a_hosts_share_is_missing(tmp_path, dataset) -> None:
+    # Given a split on two hosts whose second host's summary never arrived
+    sharded(tmp_path, uploads(dataset, files=2), MULTICLASS, hosts=2)
+    (tmp_path / "partials" / "partial-algo-2.pkl").unlink()
+    # When the merge runs, Then it refuses, naming the missing host
+    missing = r"hosts \['algo-1'\], expected one from each of \['algo-1', 'algo-2'\]"
+    with pytest.raises(PartialSplitError, match=missing):
+        Merge(tmp_path / "partials", MULTICLASS)
+
+
+def test_uploads_with_different_columns_give_one_host_s_outputs_byte_for_byte(tmp_path, dataset) -> None:
+    # Given two uploads, the newer without the region column (a file pandas would fill with missing values)
+    files = uploads(dataset, files=2)
+    files["2026/01/upload.csv"] = files["2026/01/upload.csv"].drop(columns=["region"])
+    config = MULTICLASS | {"training": {"instance_count": 2}}
+    # When Preprocess runs on one host and on two (each with one upload), and each merge writes its outputs
+    written = {}
+    for hosts in (1, 2):
+        output = tmp_path / f"output-{hosts}"
+        sharded(tmp_path / str(hosts), files, config, hosts)
+        merge(tmp_path / str(hosts) / "partials", config, output)
+        written[hosts] = {path.relative_to(output).as_posix(): path.read_bytes()
+                          for path in sorted(output.rglob("*")) if path.is_file()}
+    # Then both wrote the same files, byte for byte, the missing region encoded as missing (-1) in the newer rows
+    assert sorted(written[1]) == ["baseline/constraints.json", "baseline/statistics.json", "test/test.csv",
+                                  "train/train-1-of-2.csv", "train/train-2-of-2.csv", "transform/transform.json",
+                                  "validation/validation.csv"]
+    assert written[2] == written[1]
+    transform = FeatureTransform.loads(written[1]["transform/transform.json"])
+    region = 1 + transform.feature_names.index("region")
+    train = np.concatenate([_encoded(tmp_path / "output-1" / "train" / name)
+                            for name in ("train-1-of-2.csv", "train-2-of-2.csv")])
+    assert (train[:, region] == -1).sum() >= 0.45 * len(train)
+
+
+MULTICLASS = {"target": "tier", "problem": "multiclass"}

@@ -187,7 +187,7 @@ def test_names_and_conditions_with_markup_stay_text_in_both_pictures():
 
 def test_a_highlighted_execution_colours_states_and_darkens_the_path_taken():
     graph = load_graph(STATEMACHINES / "training_pipeline.asl.json")
-    path = [START, "Preprocess", "Train", "RecordFailure", "Failed", END]
+    path = [START, "Preprocess", "MergePreprocess?", "Train", "RecordFailure", "Failed", END]
     highlight = {"Preprocess": "succeeded", "Train": "caught", "RecordFailure": "succeeded", "Failed": "failed"}
     svg = ET.fromstring(to_svg(graph, highlight, path=path, id_prefix="run1"))
     strokes = {g.get("data-state"): g[1].get("stroke") for g in svg.iter(f"{SVG}g") if g.get("data-state")}
