@@ -75,5 +75,6 @@ def test_only_refuses_an_unknown_section_naming_the_known_ones(run, capsys):
         run.main(["--quick", "--only", "inference,warp_speed"])
     assert refused.value.code == 2
     assert capsys.readouterr().err.endswith("--only: unknown section warp_speed; known: cold_start, package_size, "
+                                            "ingest_reads, "
                                             "inference, drift, monitor, scale, estimation, loop, backtest\n")
     sys.modules.pop("run", None)
