@@ -53,6 +53,12 @@ def test_never_stays_degraded_under_concept_drift_while_configured_retrains_on_i
     assert configured["timeline"][0]["source"] == f"MONITOR#{judged['at']}#{judged['execution']}"
     assert configured["timeline"][0]["metric"] == round(judged["realized"]["auc"], 6)
     assert all(result["timeline"][1]["source"].startswith("backtest: ") for result in (configured, never))
+    # And a batch the backtest scored names the records it scored it from: its ground truth, the capture, the joins
+    assert configured["timeline"][0]["scored_from"] is None
+    for result in (configured, never):
+        scored_from = result["timeline"][1]["scored_from"]
+        assert scored_from["ground_truth"].startswith("s3://") and scored_from["capture_files"] > 0
+        assert scored_from["matched"] > 0 and scored_from["quality_baseline"].endswith("quality_baseline.json")
     assert never["mean_metric"] < configured["mean_metric"]
 
     # And the figures are the job records' and the endpoint's: compute is the jobs' seconds, cost their price

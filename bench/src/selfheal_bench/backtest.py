@@ -302,15 +302,17 @@ class Replay:
         found = []
         for index, batch in enumerate(batches):
             item = judges[index]
+            scored_from = None
             if item is not None and claims.count(item["sk"]) == 1:
                 value, source = item["quality"]["metrics"].get(metric), item["sk"]
             else:
-                value = realized_metric(cloud, model, batch.served.run_id or "", batch.ground_truth_key, metric)
+                value, scored_from = realized_metric(cloud, model, batch.served.run_id or "", batch.ground_truth_key,
+                                                     metric)
                 source = "backtest: " + (
                     "no monitoring execution judged this batch alone" if item is not None else
                     "no monitoring execution judged this batch (its model was replaced first, or the history ended)")
             found.append(figures.Point(batch.at, batch.served.at, batch.served.model_package_arn,
-                                       None if value is None else round(float(value), 6), source))
+                                       None if value is None else round(float(value), 6), source, scored_from))
         return found
 
     def upload_labelled(self, cloud: LocalCloud, step: Step, target: str) -> None:
@@ -408,8 +410,10 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def realized_metric(cloud: LocalCloud, model: str, run_id: str, ground_truth_key: str, metric: str) -> float | None:
-    """ml/quality.py's join of the model's captured predictions with one ground-truth file, and its metric."""
+def realized_metric(cloud: LocalCloud, model: str, run_id: str, ground_truth_key: str,
+                    metric: str) -> tuple[float | None, dict[str, Any]]:
+    """ml/quality.py's join of the model's captured predictions with one ground-truth file, and its metric; with the
+    records it was scored from (the ground truth, the capture files, the run's quality baseline, the rows joined)."""
     quality = _quality()
     s3 = cloud.client("s3")
     run = ledger_item(cloud, model, sort_key(RUN, run_id)) or {}
@@ -425,7 +429,11 @@ def realized_metric(cloud: LocalCloud, model: str, run_id: str, ground_truth_key
         for _ in quality.run_join(job, captures, [truth], work):
             pass
     value = job.realized.metrics().get(metric) if job.counts.matched else None
-    return None if value is None else round(float(value), 6)
+    scored_from = {"ground_truth": f"s3://{cloud.bucket}/{ground_truth_key}",
+                   "capture": f"s3://{cloud.bucket}/capture/{model}/", "capture_files": len(captures),
+                   "quality_baseline": f"s3://{cloud.bucket}/{artifacts}/evaluation/quality_baseline.json",
+                   "matched": job.counts.matched}
+    return (None if value is None else round(float(value), 6)), scored_from
 
 
 @functools.cache

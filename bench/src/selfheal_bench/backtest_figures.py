@@ -88,13 +88,15 @@ def costs(jobs: list[JobRecord], fleets: list[Serving], prices: Prices) -> dict[
 @dataclass(frozen=True)
 class Point:
     """The realized metric of the serving model on one labelled batch: served from `served_at`, labelled `at`;
-    `source` says who scored it (the MONITOR item's sort key, or the backtest and why)."""
+    `source` says who scored it (the MONITOR item's sort key, or the backtest and why); `scored_from`, for a batch
+    the backtest scored, the records it scored it from."""
 
     at: datetime
     served_at: datetime
     model_package_arn: str | None
     metric: float | None
     source: str
+    scored_from: dict[str, Any] | None = None
 
 
 def below(value: float, threshold: float, greater_is_better: bool) -> bool:
@@ -125,7 +127,7 @@ def mean_metric(points: list[Point]) -> float | None:
 
 def timeline(points: list[Point]) -> list[dict[str, Any]]:
     return [{"at": _iso(p.at), "served_at": _iso(p.served_at), "model_package_arn": p.model_package_arn,
-             "metric": p.metric, "source": p.source} for p in points]
+             "metric": p.metric, "source": p.source, "scored_from": p.scored_from} for p in points]
 
 
 def _iso(moment: datetime) -> str:
