@@ -96,3 +96,26 @@ def test_a_served_jobs_failure_is_its_own(s3, jobs, script, seconds, status, rea
     assert isinstance(job.hosts[0].process, ServedProcess)
     assert job.status == status and reason in str(job.failure_reason), job.failure_reason
     assert job.hosts[0].process.returncode == exit_code  # a stopped host was killed (SIGKILL)
+
+
+def test_a_job_stopped_while_its_host_is_still_starting_is_killed_once_it_starts(s3, jobs, monkeypatch):
+    # Given a job that would run for ten minutes, whose served host takes a while to start (the server importing)
+    import selfheal_bench.job_host as job_host
+    started = job_host.start
+
+    def slow_start(*args: Any, **kwargs: Any) -> ServedProcess:
+        time.sleep(1.0)
+        return started(*args, **kwargs)
+
+    monkeypatch.setattr(job_host, "start", slow_start)
+    s3.put_object(Bucket=BUCKET, Key="code/job.py", Body=b"import time\ntime.sleep(600)\n")
+    job = jobs.create("processing", probe_request("stopped-early", "job.py", 900))
+    # When it is stopped before its host has a process
+    jobs.stop("stopped-early", "processing")
+    assert job.hosts == [] or all(host.process is None for host in job.hosts)
+    # Then the host is killed as soon as it starts, and the job ends Stopped, not after its ten minutes
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while job.status not in {"Completed", "Failed", "Stopped"}:
+        assert time.monotonic() < deadline, f"{job.name} still {job.status} after {JOB_TIMEOUT}s"
+        time.sleep(0.05)
+    assert job.status == "Stopped"

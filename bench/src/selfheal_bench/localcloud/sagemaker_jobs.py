@@ -224,6 +224,7 @@ class JobService:
 
     def shutdown(self) -> None:
         for job in self.jobs.values():
+            job.stop_requested = True  # a host still starting has no process to kill yet: _execute kills it
             job.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -301,6 +302,8 @@ class JobService:
             host.process = self._start(host)
         while True:
             elapsed = time.monotonic() - started
+            if job.stop_requested:  # StopJob or shutdown came while a host was starting (a served host waits for
+                job.kill()          # the server's imports before it has a process)
             for host in job.hosts:
                 if host.exit_code is None and host.process and host.process.poll() is not None:
                     host.exit_code, host.seconds = host.process.returncode, elapsed
