@@ -75,6 +75,10 @@ def test_a_failing_scenario_says_what_failed_in_one_line_each_and_exits_1(tmp_pa
     assert "FailureEventException" in (out / "cloud" / "logs" / "libraries.log").read_text()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _children(pid: int) -> set[int]:
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -99,8 +103,11 @@ def test_ctrl_c_stops_the_cloud_and_its_jobs_and_exits_130(tmp_path):
     # Given a run whose Preprocess job hangs
     scenario(tmp_path, faults=[{"target": "job:processing", "kind": "hang", "times": None}],
              steps=[{"upload": {"model": "churn", "file": "good.csv"}}])
+    # (SIGINT at its default, as a terminal's foreground command has it: a child inherits an ignored SIGINT, and
+    # Python then installs no KeyboardInterrupt handler, so an earlier test of this worker must not decide it)
     process = subprocess.Popen([str(SELFHEAL), "local", "run", "scenario.yaml", "--out", "out"], cwd=tmp_path,
-                               env=USER_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=USER_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_default_sigint)  # noqa: PLW1509 - one thread starts it
     try:
         # When the job is running (a child process of selfheal) and the user presses Ctrl-C
         deadline = time.monotonic() + 120
