@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selfheal_bench.fixtures.containers import ACCOUNT, BUCKET, JOB_TIMEOUT, REGION
+from selfheal_bench.fixtures.containers import (
+    ACCOUNT,
+    BUCKET,
+    REGION,
+    processing_request,
+    run_to_end,
+    wait_for_end,
+)
 from selfheal_bench.job_host import ServedProcess
 from selfheal_bench.localcloud.faults import Faults
 from selfheal_bench.localcloud.sagemaker_jobs import Job, JobService
@@ -26,31 +33,12 @@ with open("/opt/ml/processing/output/probe.json".replace("/opt/ml", os.environ["
 
 
 def probe_request(name: str, script: str, seconds: int = 120) -> dict[str, Any]:
-    return {
-        "ProcessingJobName": name,
-        "RoleArn": "arn:aws:iam::123456789012:role/sagemaker",
-        "AppSpecification": {"ImageUri": "local/sagemaker-scikit-learn:1.2-1",
-                             "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/{script}"],
-                             "ContainerArguments": ["--window", "7d"]},
-        "ProcessingInputs": [{"InputName": "code", "S3Input": {
-            "S3Uri": f"s3://{BUCKET}/code/{script}", "LocalPath": "/opt/ml/processing/input/code",
-            "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
-        "ProcessingOutputConfig": {"Outputs": [{"OutputName": "probe", "S3Output": {
-            "S3Uri": f"s3://{BUCKET}/out/{name}", "LocalPath": "/opt/ml/processing/output",
-            "S3UploadMode": "EndOfJob"}}]},
-        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
-                                                  "VolumeSizeInGB": 1}},
-        "StoppingCondition": {"MaxRuntimeInSeconds": seconds},
-    }
+    return processing_request(name, ["python3", f"/opt/ml/processing/input/code/{script}"], ["--window", "7d"],
+                              "code", f"code/{script}", "/opt/ml/processing/input/code", seconds)
 
 
 def ended(service: JobService, request: dict[str, Any]) -> Job:
-    job = service.create("processing", request)
-    deadline = time.monotonic() + JOB_TIMEOUT
-    while job.status not in {"Completed", "Failed", "Stopped"}:
-        assert time.monotonic() < deadline, f"{job.name} still {job.status} after {JOB_TIMEOUT}s"
-        time.sleep(0.05)
-    return job
+    return run_to_end(service, "processing", request)
 
 
 def probe(s3: Any, service: JobService, root: Path) -> dict[str, Any]:
@@ -114,8 +102,4 @@ def test_a_job_stopped_while_its_host_is_still_starting_is_killed_once_it_starts
     jobs.stop("stopped-early", "processing")
     assert job.hosts == [] or all(host.process is None for host in job.hosts)
     # Then the host is killed as soon as it starts, and the job ends Stopped, not after its ten minutes
-    deadline = time.monotonic() + JOB_TIMEOUT
-    while job.status not in {"Completed", "Failed", "Stopped"}:
-        assert time.monotonic() < deadline, f"{job.name} still {job.status} after {JOB_TIMEOUT}s"
-        time.sleep(0.05)
-    assert job.status == "Stopped"
+    assert wait_for_end(job).status == "Stopped"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selfheal_bench.fixtures import containers
 from selfheal_bench.fixtures.containers import BUCKET
 
 # Reads its input, then tries S3 with whatever credentials it can find, and says what happened.
@@ -28,24 +29,10 @@ with open(target, "w") as out:
 
 
 def processing_request(name: str, isolated: bool) -> dict[str, Any]:
-    return {
-        "ProcessingJobName": name,
-        "RoleArn": "arn:aws:iam::123456789012:role/sagemaker",
-        "AppSpecification": {"ImageUri": "local/sagemaker-scikit-learn:1.2-1",
-                             "ContainerEntrypoint": ["python3", "-c", PROBE],
-                             "ContainerArguments": ["/opt/ml/processing/input/data/in.txt",
-                                                    "/opt/ml/processing/output/probe.json"]},
-        "ProcessingInputs": [{"InputName": "data", "S3Input": {
-            "S3Uri": f"s3://{BUCKET}/in/in.txt", "LocalPath": "/opt/ml/processing/input/data",
-            "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
-        "ProcessingOutputConfig": {"Outputs": [{"OutputName": "probe", "S3Output": {
-            "S3Uri": f"s3://{BUCKET}/out/{name}", "LocalPath": "/opt/ml/processing/output",
-            "S3UploadMode": "EndOfJob"}}]},
-        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
-                                                  "VolumeSizeInGB": 1}},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 120},
-        "NetworkConfig": {"EnableNetworkIsolation": isolated},
-    }
+    arguments = ["/opt/ml/processing/input/data/in.txt", "/opt/ml/processing/output/probe.json"]
+    request = containers.processing_request(name, ["python3", "-c", PROBE], arguments, "data", "in/in.txt",
+                                            "/opt/ml/processing/input/data")
+    return request | {"NetworkConfig": {"EnableNetworkIsolation": isolated}}
 
 
 @pytest.fixture
