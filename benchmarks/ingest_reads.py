@@ -54,7 +54,10 @@ def measure(sizes: Sizes) -> list[Figure]:
             ours, streaming, size = _checks(rows, sizes.repeats)
     finally:
         for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     data = {"rows": rows, "object_bytes": size}
     streaming_import, handler_import = _import_ms(sizes.repeats)
     return [
