@@ -5,8 +5,9 @@ each with its own /opt/ml holding resourceconfig.json and its share of the captu
 order, as ShardedByS3Key does here), each writing its share of the window; then `monitor.py --merge` on one
 instance. The 2-instance time is the whole of it, hosts and merge; its throughput against one instance's is the
 figure, and both reports must give the same verdicts. Preprocess alike: its hosts each summarise their share of the
-uploads, then `preprocess.py --merge` on one instance writes the outputs, which must be the 1-instance job's, byte for
-byte (the split, the transform, the baseline, the encoded files). Training's figure is scale_training.py's.
+uploads, `preprocess.py --merge` on one instance fits the transform and writes the test rows and the plan, then the
+hosts each encode a share of the rows files (`--encode`); the outputs must be the 1-instance job's (the merge's byte
+for byte, the encoded files' rows line for line). Training's figure is scale_training.py's.
 """
 
 from __future__ import annotations
@@ -71,20 +72,57 @@ def _preprocess(sizes: Sizes) -> Figure:
         runs = 1 if sizes.quick else sizes.repeats  # quick checks that it runs, and keeps the suite's seconds
         for _ in range(runs):  # interleaved, as for the monitor
             one.append(_run([single], PREPROCESS))
-            two.append(_run(list(hosts.values()), PREPROCESS) + _merge(hosts, merge, PREPROCESS))
-        differ = [name for name, content in _outputs(single).items() if _outputs(merge).get(name) != content]
+            two.append(_run(list(hosts.values()), PREPROCESS) + _merge(hosts, merge, PREPROCESS)
+                       + _encode(Path(work), merge))
+        differ = _differences(_outputs(single), _outputs(merge, *(Path(work) / f"encode-{host}" for host in HOSTS)))
     figure = Figure(f"Preprocess on 2 instances, {rows:,} rows in {PREPROCESS_FILES} uploads", "rows/s", SCALE_GOAL,
                     "the same job on 1 instance", value=rows / median(two), floor=rows / median(one),
                     runs=runs, data={"one_instance_seconds": one, "two_instances_seconds": two})
     if differ:
         figure.error = f"2 instances wrote other outputs than 1 instance: {', '.join(differ)}"
-    figure.notes.append(f"outputs {'byte-identical' if not differ else 'DIFFER'} (split, transform, baseline, encoded "
-                        "files); the 2-instance time includes the 1-instance merge, which fits the transform and "
-                        "encodes and writes every row; the hosts share this machine's "
-                        f"{os.cpu_count()} cores")
+    figure.notes.append(f"outputs {'the same' if not differ else 'DIFFER'} (test, transform and baseline byte for "
+                        "byte; each train and validation file the same encoded rows, whichever host wrote them); the "
+                        "2-instance time is the hosts' summaries, the 1-instance merge and the hosts' encoding, in "
+                        f"turn; the hosts share this machine's {os.cpu_count()} cores")
     return figure
 
 
+def _encode(work: Path, merge: Path) -> float:
+    """EncodePreprocess: the merge's plan and transform, and the hosts' rows files dealt round robin in key order,
+    downloaded (copies and links here) to each host, which encodes its share."""
+    started = time.perf_counter()
+    rows = sorted((merge / "processing" / "input" / "partials" / "rows").iterdir())
+    folders = []
+    for position, host in enumerate(HOSTS):
+        root = work / f"encode-{host}"
+        shutil.rmtree(root, ignore_errors=True)
+        inputs = root / "processing" / "input"
+        shutil.copytree(merge / "processing" / "input" / "config", inputs / "config")
+        for name in ("plan", "transform"):
+            shutil.copytree(merge / "processing" / "output" / name, inputs / name)
+        (inputs / "rows").mkdir()
+        for path in rows[position::len(HOSTS)]:
+            os.link(path, inputs / "rows" / path.name)
+        (root / "config").mkdir()
+        (root / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": HOSTS}))
+        folders.append(root)
+    processes = [subprocess.Popen([PYTHON, PREPROCESS, "--encode"], env=_env(folder),  # noqa: S603
+                                  stdout=subprocess.DEVNULL) for folder in folders]
+    for process in processes:
+        if process.wait(600) != 0:
+            raise RuntimeError(f"preprocess.py --encode exited {process.returncode}")
+    return time.perf_counter() - started
+
+
+def _differences(one: dict[str, bytes], two: dict[str, bytes]) -> list[str]:
+    """What 2 instances wrote otherwise than 1: the merge's outputs byte for byte; train-<i> and validation as the
+    same lines across the hosts' files (train-algo-1-1-of-2.csv and train-algo-2-1-of-2.csv hold train-1-of-2's)."""
+    def lines(written: dict[str, bytes], part: str) -> list[bytes]:
+        return sorted(line for name, content in written.items() if name.startswith(part + "/")
+                      for line in content.splitlines())
+    differ = [name for name, content in one.items() if name.split("/")[0] not in ("train", "validation")
+              and two.get(name) != content]
+    return differ + [part for part in ("train", "validation") if lines(one, part) != lines(two, part)]
 def _preprocess_folder(root: Path, rows: int) -> Path:
     """A 1-instance Preprocess's /opt/ml: the config, and the window's rows in PREPROCESS_FILES CSV uploads."""
     inputs = root / "processing" / "input"
@@ -110,10 +148,14 @@ def _preprocess_host(work: Path, single: Path, host: str) -> Path:
     return root
 
 
-def _outputs(opt_ml: Path) -> dict[str, bytes]:
-    output = opt_ml / "processing" / "output"
-    return {path.relative_to(output).as_posix(): path.read_bytes() for name in PREPROCESS_OUTPUTS
-            for path in sorted((output / name).rglob("*")) if path.is_file()}
+def _outputs(*opt_mls: Path) -> dict[str, bytes]:
+    """Every file the jobs in `opt_mls` wrote, by name under output/."""
+    written = {}
+    for opt_ml in opt_mls:
+        output = opt_ml / "processing" / "output"
+        written |= {path.relative_to(output).as_posix(): path.read_bytes() for name in PREPROCESS_OUTPUTS
+                    for path in sorted((output / name).rglob("*")) if path.is_file()}
+    return written
 
 
 def _baseline(sizes: Sizes) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -164,8 +206,7 @@ def _merge(hosts: dict[str, Path], merge: Path, script: str = MONITOR) -> float:
     partials.mkdir(parents=True)
     started = time.perf_counter()
     for folder in hosts.values():
-        for path in (folder / "processing" / "output" / "partials").iterdir():
-            shutil.copyfile(path, partials / path.name)
+        shutil.copytree(folder / "processing" / "output" / "partials", partials, dirs_exist_ok=True)
     job = run_child([PYTHON, script, "--merge"], _env(merge))
     if job.returncode != 0:
         raise RuntimeError(f"{Path(script).name} --merge failed: {job.tail()}")

@@ -54,6 +54,27 @@ def _key(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+# Values of one of these kinds throughout have one key per distinct value, so _key can run once a distinct value
+# (pandas would take 1, 1.0 and True for one value, or 0.0 and -0.0, whose keys differ).
+_ONE_KEY_EACH = ("string", "integer", "boolean")
+
+
+def key_counts(values: pd.Series) -> Counter:
+    """How many of each key the values hold (counted in C when they have one key per distinct value)."""
+    if pd.api.types.infer_dtype(values, skipna=False) in _ONE_KEY_EACH:
+        return Counter({_key(value): count for value, count in values.value_counts().items()})
+    return Counter(_key(value) for value in values.tolist())
+
+
+def key_codes(values: np.ndarray, codes: Mapping[str, int]) -> np.ndarray:
+    """codes[_key(value)] for each value, -1 where it has none (looked up once a distinct value when each has one
+    key)."""
+    if pd.api.types.infer_dtype(values, skipna=False) in _ONE_KEY_EACH:
+        positions, distinct = pd.factorize(values)
+        return np.array([codes.get(_key(value), -1) for value in distinct], dtype=np.int64)[positions]
+    return np.array([codes.get(_key(value), -1) for value in values], dtype=np.int64)
+
+
 def _label_order(value: Any) -> tuple[bool, Any]:
     """Numbers (and booleans) first in numeric order, then text: never fails on mixed types."""
     is_number = isinstance(value, (bool, int, float, np.number))
@@ -112,8 +133,7 @@ class Feature:
             values = _to_float(column, name)
             finite = values[np.isfinite(values)]
             return cls(name, NUMERIC, median=float(np.median(finite)) if finite.size else 0.0)
-        present = column[column.notna()].to_numpy(dtype=object)
-        counts = Counter(_key(value) for value in present)
+        counts = key_counts(column[column.notna()])
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return cls(name, CATEGORICAL, levels=[level for level, _ in ranked[:max_levels]])
 
@@ -189,7 +209,7 @@ class FeatureTransform:
             return cls(target, problem, features, None)
         if labels is None:
             labels = class_labels(frame[target])
-        seen = Counter(_key(value) for value in frame[target].dropna())
+        seen = key_counts(frame[target].dropna())
         return cls(target, problem, features, labels, {_key(label): seen[_key(label)] for label in labels})
 
     @property
@@ -215,7 +235,7 @@ class FeatureTransform:
         if self.problem == "regression":
             return _to_float(column, self.target)
         values = _as_array(column)
-        codes = np.array([self._label_codes.get(_key(value), -1) for value in values], dtype=np.int64)
+        codes = key_codes(values, self._label_codes)
         unknown = sorted({_key(value) for value in values[codes < 0]})
         if unknown:
             raise UnknownLabelError(

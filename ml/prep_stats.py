@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import infer_dtype, is_bool_dtype, is_integer_dtype, is_numeric_dtype
+from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # siblings ship beside this script
     sys.path.insert(0, str(HERE))
 
-from features import CATEGORICAL, MAX_LEVELS, NUMERIC, Feature, FeatureTransform, _key  # noqa: E402
+from features import CATEGORICAL, MAX_LEVELS, NUMERIC, Feature, FeatureTransform, key_counts  # noqa: E402
 
 INT, FLOAT, TEXT = "i", "f", "s"  # how a file holds a column: pandas' integer, float, or anything else
 Table = tuple[np.ndarray, np.ndarray]  # distinct values ascending, and their counts
@@ -67,10 +67,7 @@ class ColumnStats:
         present = series[series.notna()]
         stats = cls(present=len(present))
         if kind == TEXT:
-            if infer_dtype(present, skipna=False) == "string":
-                stats.categories = Counter(present.value_counts().to_dict())
-            else:  # numbers or booleans among text: counted by their text, as the transform encodes them
-                stats.categories = Counter(_key(value) for value in present.to_numpy(dtype=object))
+            stats.categories = key_counts(present)  # by their text, as the transform encodes them
         elif len(present):
             values, counts = np.unique(present.to_numpy(dtype=np.float64), return_counts=True)
             stats.tables[kind] = (values, counts.astype(np.int64))

@@ -8,7 +8,8 @@ Outputs <OPT_ML>/processing/output/
         train/train.csv, validation/validation.csv   encoded, no header, target first, all numeric; with
                                                      training.instance_count N > 1, train/ holds N files
                                                      (train-<i>-of-<N>.csv), one per training instance, which
-                                                     Train's ShardedByS3Key channel deals out one to a host
+                                                     Train's ShardedByS3Key channel deals out one to a host; on
+                                                     several encoding hosts, each host's own (below)
         test/test.csv                                raw held-out rows, header, every original column: the
                                                      newest labelled traffic when the run has some, so the
                                                      challenger and the champion are judged on what matters now
@@ -16,17 +17,22 @@ Outputs <OPT_ML>/processing/output/
         baseline/statistics.json, constraints.json   Model Monitor baseline of the raw training features
 
 Each row's part comes from a hash of its content (splitting.py), so a host places the rows of its files alone and a
-row lands in the same part whatever host reads it and however many there are. The job has two phases:
-* a host's share: each file's labelled rows with their hash positions (rows-<digest>.pkl) and a summary
+row lands in the same part whatever host reads it and however many there are. The job has three phases:
+* a host's share: each file's labelled rows with their hash positions (rows/rows-<digest>.pkl) and a summary
   (partial-<host>.pkl: the files' columns, types and classes, and exact statistics of the rows placed in train,
   prep_stats.py);
 * the merge: every class's cuts (stratified to a row; the newest labelled traffic tested), the training statistics
-  corrected for the rows the cuts move, the transform and the baseline fitted from them, the outputs written file by
-  file (memory: one file's rows, the statistics, and 8 bytes a labelled row for the cuts).
-On one instance both run here, in turn. On N > 1 (<OPT_ML>/config/resourceconfig.json names the hosts), each host
-writes its share to <OPT_ML>/processing/output/partials/ (names of its own: the hosts share the S3 prefix) and a
-1-instance job, `preprocess.py --merge`, reads them all from <OPT_ML>/processing/input/partials/ and writes the
-outputs above, refusing unless every host's summary is there. Both give the same bytes.
+  corrected for the rows the cuts move, the transform and the baseline fitted from them, test.csv written, and the
+  encoding (plan/plan.json: the cuts, the columns, where each file's training rows start in the deal to the training
+  instances); memory: one file's rows, the statistics, and 8 bytes a labelled row for the cuts;
+* the encoding: each rows file's training and validation rows encoded with the transform, file by file.
+On one instance all three run here, in turn. On N > 1 (<OPT_ML>/config/resourceconfig.json names the hosts), each
+host writes its share to <OPT_ML>/processing/output/partials/ (names of its own: the hosts share the S3 prefix); a
+1-instance job, `preprocess.py --merge`, reads them all from <OPT_ML>/processing/input/partials/, refusing unless
+every host's summary is there, and writes test, transform, baseline and plan; then N hosts, `preprocess.py
+--encode`, each encode the rows files dealt to it (input/rows, with input/plan and input/transform), writing
+train-<host>[-<i>-of-<M>].csv and validation-<host>.csv. The encoding, the costly part, so scales with the hosts.
+The parts hold the same rows as on one instance, encoded alike, and train-<i> the same rows whoever encoded them.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ if str(HERE) not in sys.path:  # siblings (features, monitor) ship beside this s
     sys.path.insert(0, str(HERE))
 
 from baseline import baseline_from_columns  # noqa: E402
-from features import PROBLEMS, FeatureTransform, _key, class_labels  # noqa: E402
+from features import PROBLEMS, FeatureTransform, _key, class_labels, key_counts  # noqa: E402
 from monitor import processing_hosts  # noqa: E402
 from prep_stats import Block, ColumnStats, fit_transform, frame_kinds, resolve  # noqa: E402
 from splitting import MIN_ROWS, TEST, TRAIN, VALIDATION, Plan, by_class, row_positions  # noqa: E402
@@ -60,8 +66,9 @@ INPUT = OPT_ML / "processing" / "input"
 OUTPUT = OPT_ML / "processing" / "output"
 DEFAULT_SPLIT = {"validation": 0.15, "test": 0.15, "seed": 42}
 DATA_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
-OUTPUTS = ("train", "validation", "test", "transform", "baseline")
 PARTIAL_PREFIX = "partial-"
+ROWS = "rows"  # the hosts' rows files, beside their summaries: EncodePreprocess deals them out to its hosts
+PLAN = "plan.json"  # what the hosts encoding rows need of the merge, beside the transform
 
 
 class PartialSplitError(RuntimeError):
@@ -133,7 +140,8 @@ def summarise(folder: Path, config: dict[str, Any], work: Path) -> dict[str, Any
         kinds = frame_kinds(raw)
         rows = labelled_rows(raw, target, config["problem"])
         u = row_positions(rows, settings["seed"])
-        rows_file = f"rows-{hashlib.sha256(name.encode()).hexdigest()[:24]}.pkl"
+        rows_file = f"{ROWS}/rows-{hashlib.sha256(name.encode()).hexdigest()[:24]}.pkl"
+        (work / ROWS).mkdir(exist_ok=True)
         with open(work / rows_file, "wb") as handle:
             pickle.dump((rows, u), handle, protocol=4)
         files[name] = {"kinds": kinds, "rows": len(raw),
@@ -180,6 +188,7 @@ class Merge:
         self.files = {name: record for partial in partials for name, record in partial["files"].items()}
         self.names = sorted(self.files)
         self.host_train = [partial["train"] for partial in partials]
+        self.train_rows: dict[str, int] = {}  # each file's training rows, once fit() has placed them
         # One type per column and columns in first-seen order, as pandas.concat of every file in order gives
         self.kinds: dict[str, set[str]] = defaultdict(set)
         for name in self.names:
@@ -232,7 +241,8 @@ class Merge:
                 continue
             parts = self.plan.parts(name, _labels(rows, self.config), u)
             sizes.update(parts.tolist())
-            label_rows.update(_key(label) for label in rows[self.target][parts == TRAIN].tolist())
+            self.train_rows[name] = int((parts == TRAIN).sum())
+            label_rows.update(key_counts(rows[self.target][parts == TRAIN]))
             features = rows.drop(columns=[self.target])
             if record["holdout"]:
                 train.add(Block.of(features[parts == TRAIN], record["kinds"]))
@@ -246,37 +256,85 @@ class Merge:
         transform = fit_transform(columns, self.target, self.problem, self.classes, labels)
         return transform, baseline_from_columns(columns, train.rows), dict(sizes)
 
-    def write(self, output: Path, transform: FeatureTransform, train_rows: int) -> None:
-        """train (one file per training instance, rows dealt round robin in file order), validation, test (raw)."""
+    def write_test(self, output: Path) -> None:
+        """test/test.csv: the tested rows raw, every column, a header even when there are none."""
+        (output / "test").mkdir(parents=True, exist_ok=True)
+        with open(output / "test" / "test.csv", "w", encoding="utf-8") as test:
+            header = True
+            for name in self.names:
+                rows, u = self.load(name)
+                if not len(rows):
+                    continue
+                tested = rows[self.plan.parts(name, _labels(rows, self.config), u) == TEST]
+                tested.reindex(columns=self.columns).to_csv(test, header=header, index=False)
+                header = False
+            if header:
+                pd.DataFrame(columns=self.columns).to_csv(test, index=False)
+
+    def encoding(self) -> dict[str, Any]:
+        """What a host encoding rows files needs besides the transform: the split, the columns, and where each
+        file's training rows start in the deal to the training instances (one running count in file order, so
+        train-i's rows are the same whichever host encodes which file)."""
         instances = int((self.config.get("training") or {}).get("instance_count", 1))
-        if train_rows < instances:
-            raise ValueError(f"{train_rows} training rows cannot be shared by {instances} training instances")
-        names = ["train.csv"] if instances == 1 else [f"train-{i + 1}-of-{instances}.csv" for i in range(instances)]
-        for folder in OUTPUTS:
-            (output / folder).mkdir(parents=True, exist_ok=True)
-        shards = [open(output / "train" / name, "w", encoding="utf-8") for name in names]  # noqa: SIM115
-        try:
-            with open(output / "validation" / "validation.csv", "w", encoding="utf-8") as validation, \
-                    open(output / "test" / "test.csv", "w", encoding="utf-8") as test:
-                dealt, header = 0, True
-                for name in self.names:
-                    rows, u = self.load(name)
-                    if not len(rows):
-                        continue
-                    parts = self.plan.parts(name, _labels(rows, self.config), u)
-                    rows = rows.reindex(columns=self.columns)  # a column this file lacks is missing in its rows
-                    train = rows[parts == TRAIN]
-                    for i, shard in enumerate(shards):
-                        write_encoded(shard, transform, train.iloc[(i - dealt) % instances::instances])
-                    dealt += len(train)
-                    write_encoded(validation, transform, rows[parts == VALIDATION])
-                    rows[parts == TEST].to_csv(test, header=header, index=False)
-                    header = False
-                if header:  # no test rows at all: still a header, so the file reads as a table
-                    pd.DataFrame(columns=self.columns).to_csv(test, index=False)
-        finally:
-            for shard in shards:
-                shard.close()
+        if sum(self.train_rows.values()) < instances:
+            raise ValueError(f"{sum(self.train_rows.values())} training rows cannot be shared by {instances} "
+                             "training instances")
+        files, dealt = {}, 0
+        for name in self.names:
+            files[Path(self.files[name]["rows_file"]).name] = {"name": name, "train_from": dealt}
+            dealt += self.train_rows.get(name, 0)
+        return {"columns": self.columns, "training_instances": instances, "test": self.plan.test,
+                "validation": self.plan.validation, "holdout_from": self.plan.holdout_from,
+                "cuts": [[label, *cuts] for label, cuts in self.plan.cuts.items()], "files": files}
+
+
+# ------------------------------------------------------------------------------------------------ encode
+
+
+def train_files(instances: int, host: str | None) -> list[str]:
+    """train/'s names: train.csv, or one per training instance; on several encoding hosts, each host's own (every
+    host writes all of them, so ShardedByS3Key's deal in key order gives training instance i each host's i-th)."""
+    mark = "" if host is None else f"-{host}"
+    return [f"train{mark}.csv"] if instances == 1 else [f"train{mark}-{i + 1}-of-{instances}.csv"
+                                                       for i in range(instances)]
+
+
+def encode(encoding: dict[str, Any], transform: FeatureTransform, config: dict[str, Any], folder: Path,
+           output: Path, host: str | None = None) -> int:
+    """Encode the rows files in `folder` (some or all of the window's) into train/ and validation/; returns the rows
+    encoded. `host` names the files when several hosts share the output prefix."""
+    plan = Plan(encoding["test"], encoding["validation"],
+                {label: (test, validation) for label, test, validation in encoding["cuts"]}, encoding["holdout_from"])
+    paths = sorted(folder.rglob("rows-*.pkl"))
+    unknown = [path.name for path in paths if path.name not in encoding["files"]]
+    if unknown:
+        raise PartialSplitError(f"rows files the merge did not plan: {', '.join(unknown)}")
+    instances = encoding["training_instances"]
+    for part in ("train", "validation"):
+        (output / part).mkdir(parents=True, exist_ok=True)
+    shards = [open(output / "train" / name, "w", encoding="utf-8")  # noqa: SIM115
+              for name in train_files(instances, host)]
+    encoded = 0
+    try:
+        with open(output / "validation" / ("validation.csv" if host is None else f"validation-{host}.csv"), "w",
+                  encoding="utf-8") as validation:
+            for path in sorted(paths, key=lambda path: encoding["files"][path.name]["name"]):
+                record = encoding["files"][path.name]
+                with open(path, "rb") as handle:
+                    rows, u = pickle.load(handle)  # noqa: S301 - written by this job's own hosts, in this image
+                if not len(rows):
+                    continue
+                parts = plan.parts(record["name"], _labels(rows, config), u)
+                rows = rows.reindex(columns=encoding["columns"])  # a column this file lacks is missing in its rows
+                train = rows[parts == TRAIN]
+                for i, shard in enumerate(shards):
+                    write_encoded(shard, transform, train.iloc[(i - record["train_from"]) % instances::instances])
+                write_encoded(validation, transform, rows[parts == VALIDATION])
+                encoded += len(train) + int((parts == VALIDATION).sum())
+    finally:
+        for shard in shards:
+            shard.close()
+    return encoded
 
 
 def write_encoded(handle: Any, transform: FeatureTransform, rows: pd.DataFrame) -> None:
@@ -289,37 +347,60 @@ def write_encoded(handle: Any, transform: FeatureTransform, rows: pd.DataFrame) 
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
 
-def merge(work: Path, config: dict[str, Any], output: Path) -> str:
-    """The outputs from every host's share (in `work`); returns what it did, in a line."""
+def merge(work: Path, config: dict[str, Any], output: Path) -> tuple[str, FeatureTransform, dict[str, Any]]:
+    """The split, the transform, the baseline and the test rows from every host's share (in `work`); returns what
+    it did, in a line, the transform, and the encoding for the hosts that encode the rows files."""
     job = Merge(work, config)
     transform, (statistics, constraints), sizes = job.fit()
-    job.write(output, transform, sizes.get(TRAIN, 0))
+    encoding = job.encoding()
+    job.write_test(output)
+    (output / "transform").mkdir(parents=True, exist_ok=True)
     transform.save(output / "transform" / "transform.json")
     write_json(output / "baseline" / "statistics.json", statistics)
     write_json(output / "baseline" / "constraints.json", constraints)
     read = sum(record["rows"] for record in job.files.values())
     kinds = [feature.kind for feature in transform.features]
-    return (f"preprocess: {read} rows read from {len(job.files)} files, {read - job.rows} without '{job.target}' "
+    line = (f"preprocess: {read} rows read from {len(job.files)} files, {read - job.rows} without '{job.target}' "
             f"dropped; " + ", ".join(f"{part}={sizes.get(code, 0)}" for part, code in
                                      (("train", TRAIN), ("validation", VALIDATION), ("test", TEST)))
             + f"; {len(kinds)} features ({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical)"
             + (f"; classes {transform.labels}" if transform.labels else "")
             + (f"; the newest {sizes.get(TEST, 0)} rows of labelled traffic tested" if job.plan.holdout_from else ""))
+    return line, transform, encoding
+
+
+def preprocess_here(work: Path, config: dict[str, Any], output: Path) -> str:
+    """Merge the shares in `work` and encode every rows file here: the one-instance job, and a test's."""
+    line, transform, encoding = merge(work, config, output)
+    encode(encoding, transform, config, work / ROWS, output)
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="selfheal's preprocess job (a SageMaker processing job)")
-    parser.add_argument("--merge", action="store_true",
-                        help="merge the hosts' shares (input/partials) of a multi-instance preprocess")
+    phase = parser.add_mutually_exclusive_group()
+    phase.add_argument("--merge", action="store_true",
+                       help="merge the hosts' shares (input/partials) of a multi-instance preprocess")
+    phase.add_argument("--encode", action="store_true",
+                       help="encode this host's share of the rows files (input/rows) as the merge planned")
     arguments = parser.parse_args(argv)
     config = read_config(INPUT / "config" / "config.json")
-    if arguments.merge:
-        print(merge(INPUT / "partials", config, OUTPUT))
-        return 0
     host, hosts = processing_hosts(OPT_ML)
+    if arguments.merge:
+        line, _, encoding = merge(INPUT / "partials", config, OUTPUT)
+        write_json(OUTPUT / "plan" / PLAN, encoding)
+        print(line)
+        return 0
+    if arguments.encode:
+        encoding = json.loads((INPUT / "plan" / PLAN).read_text(encoding="utf-8"))
+        transform = FeatureTransform.load(INPUT / "transform" / "transform.json")
+        rows = encode(encoding, transform, config, INPUT / ROWS, OUTPUT, host if len(hosts) > 1 else None)
+        print(f"preprocess: {host} of {len(hosts)} hosts encoded {rows} rows")
+        return 0
     if len(hosts) > 1:  # this host's share, for the merge (a name of its own: the hosts share one S3 prefix)
         partials = OUTPUT / "partials"
         partials.mkdir(parents=True, exist_ok=True)
@@ -331,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"no CSV or Parquet files under {INPUT / 'data'}")
     with tempfile.TemporaryDirectory(prefix="selfheal-preprocess-") as work:
         write_partial(Path(work), host, hosts, summarise(INPUT / "data", config, Path(work)))
-        print(merge(Path(work), config, OUTPUT))
+        print(preprocess_here(Path(work), config, OUTPUT))
     return 0
 
 

@@ -143,9 +143,10 @@ def channel(name: str) -> Path:
 
 
 def read_matrix(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    files = sorted(folder.rglob("*.csv"))
+    # Preprocess's encoding hosts each write every training instance's file, some maybe empty
+    files = [path for path in sorted(folder.rglob("*.csv")) if path.stat().st_size]
     if not files:
-        raise FileNotFoundError(f"no CSV files in channel {folder}")
+        raise FileNotFoundError(f"no rows in the CSV files of channel {folder}")
     rows = pd.concat([pd.read_csv(path, header=None, dtype=np.float32) for path in files], ignore_index=True)
     return rows.iloc[:, 1:].to_numpy(), rows.iloc[:, 0].to_numpy()
 
@@ -266,9 +267,9 @@ def main(argv: list[str]) -> None:
             raise ValueError(f"hyperparameter {name}={wanted!r} but the transform was fitted for {fitted!r}")
     problem = transform.problem
     hosts = job_hosts()
-    if hosts.distributed and not any(channel("train").rglob("*.csv")):
-        raise FileNotFoundError(f"host {hosts.current} got no train files: the train channel needs at least one file "
-                                f"per instance ({len(hosts.names)})")
+    if hosts.distributed and not any(path.stat().st_size for path in channel("train").rglob("*.csv")):
+        raise FileNotFoundError(f"host {hosts.current} got no train rows: the train channel needs at least one file "
+                                f"with rows per instance ({len(hosts.names)})")
     x_train, y_train = read_matrix(channel("train"))
     x_valid, y_valid = read_matrix(channel("validation"))
     for part, matrix in (("train", x_train), ("validation", x_valid)):

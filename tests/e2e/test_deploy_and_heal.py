@@ -80,12 +80,15 @@ def monitor_shares(cloud: LocalCloud) -> dict[str, dict]:
             for key in keys}
 
 
-def preprocess_shares(cloud: LocalCloud, run_id: str) -> tuple[list[str], int]:
-    """What Preprocess's hosts wrote for the merge: their summaries, and how many datasets' rows."""
+def preprocess_shares(cloud: LocalCloud, run_id: str) -> tuple[list[str], int, dict[str, int]]:
+    """What Preprocess's hosts wrote for the merge (their summaries, and how many datasets' rows), and the train
+    files the encoding hosts wrote, with their sizes."""
     listed = cloud.client("s3").list_objects_v2(Bucket=cloud.bucket, Prefix=f"artifacts/churn/{run_id}/preprocess/"
-                                                "partials/").get("Contents", [])
-    names = sorted(item["Key"].rsplit("/", 1)[-1] for item in listed)
-    return [name for name in names if name.startswith("partial-")], sum(name.startswith("rows-") for name in names)
+                                                ).get("Contents", [])
+    names = {item["Key"].split("/preprocess/", 1)[1]: item["Size"] for item in listed}
+    return (sorted(name.rsplit("/", 1)[-1] for name in names if name.startswith("partials/partial-")),
+            sum(name.startswith("partials/rows/rows-") for name in names),
+            {name.rsplit("/", 1)[-1]: size for name, size in names.items() if name.startswith("train/")})
 
 
 def check_rows(cloud: LocalCloud) -> int:
@@ -164,10 +167,14 @@ def test_traffic_like_the_baseline_finds_no_drift_and_changes_nothing(cloud, tmp
     # and report.json lists each job with its instance count and every host's process
     jobs = {"-".join(job["name"].split("-")[2:-1]): job for job in result["jobs"]}  # <model>-<digest>-<step>-<retry>
     assert {step: job["instance_count"] for step, job in jobs.items()} == {
-        "prep": 2, "prep-merge": 1, "train": 2, "eval": 1, "mon": 2, "mon-merge": 1, "mq": 1}
-    # and Preprocess split the two uploads between its hosts, each host's share merged into what Train read
+        "prep": 2, "prep-merge": 1, "prep-encode": 2, "train": 2, "eval": 1, "mon": 2, "mon-merge": 1, "mq": 1}
+    # and Preprocess split the two uploads between its hosts, each host's share merged, then each host encoded one
+    # upload's rows into a file for each training instance
     assert [d.rsplit("/", 1)[-1] for d in run["datasets"]] == ["first.csv", "second.csv"]
-    assert preprocess_shares(cloud, run["run_id"]) == (["partial-algo-1.pkl", "partial-algo-2.pkl"], 2)
+    summaries, rows_files, train_files = preprocess_shares(cloud, run["run_id"])
+    assert (summaries, rows_files) == (["partial-algo-1.pkl", "partial-algo-2.pkl"], 2)
+    assert sorted(train_files) == [f"train-algo-{h}-{i}-of-2.csv" for h in (1, 2) for i in (1, 2)]
+    assert all(size > 0 for size in train_files.values())
     # and the drift analysis split the capture files between its hosts, each host's share merged into the report
     shares = monitor_shares(cloud)
     assert sorted(shares) == ["partial-algo-1.json", "partial-algo-2.json"]

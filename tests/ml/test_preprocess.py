@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from baseline import build_baseline
 from features import FeatureTransform
-from preprocess import Merge, PartialSplitError, merge, summarise, write_partial
+from preprocess import ROWS, Merge, PartialSplitError, encode, merge, summarise, write_partial
 from splitting import TEST, TRAIN, VALIDATION
 
 
@@ -302,29 +302,79 @@ def test_the_merge_refuses_when_a_hosts_share_is_missing(tmp_path, dataset) -> N
         Merge(tmp_path / "partials", MULTICLASS)
 
 
-def test_uploads_with_different_columns_give_one_host_s_outputs_byte_for_byte(tmp_path, dataset) -> None:
+def preprocessed(root: Path, files: dict[str, pd.DataFrame], config: dict[str, Any], hosts: int) -> dict[str, bytes]:
+    """Preprocess's three phases on `hosts` hosts: shares summarised, merged on one, the rows files dealt round robin
+    in key order (as ShardedByS3Key deals them) to the hosts that encode them; every file written, by name."""
+    sharded(root, files, config, hosts)
+    output = root / "output"
+    _, transform, encoding = merge(root / "partials", config, output)
+    rows = sorted((root / "partials" / ROWS).iterdir())
+    for position in range(hosts):
+        share = root / f"encode-{position + 1}"
+        share.mkdir()
+        for path in rows[position::hosts]:
+            (share / path.name).symlink_to(path)
+        encode(encoding, transform, config, share, output, f"algo-{position + 1}" if hosts > 1 else None)
+    return {path.relative_to(output).as_posix(): path.read_bytes() for path in sorted(output.rglob("*"))
+            if path.is_file()}
+
+
+def lines(written: dict[str, bytes], prefix: str, suffix: str = "") -> list[bytes]:
+    """The encoded rows of every file named prefix*suffix, in sorted order (whichever host wrote them)."""
+    return sorted(line for name, content in written.items() if name.startswith(prefix) and name.endswith(suffix)
+                  for line in content.splitlines())
+
+
+def test_uploads_with_different_columns_encoded_on_two_hosts_give_one_host_s_rows(tmp_path, dataset) -> None:
     # Given two uploads, the newer without the region column (a file pandas would fill with missing values)
     files = uploads(dataset, files=2)
     files["2026/01/upload.csv"] = files["2026/01/upload.csv"].drop(columns=["region"])
     config = MULTICLASS | {"training": {"instance_count": 2}}
-    # When Preprocess runs on one host and on two (each with one upload), and each merge writes its outputs
-    written = {}
-    for hosts in (1, 2):
-        output = tmp_path / f"output-{hosts}"
-        sharded(tmp_path / str(hosts), files, config, hosts)
-        merge(tmp_path / str(hosts) / "partials", config, output)
-        written[hosts] = {path.relative_to(output).as_posix(): path.read_bytes()
-                          for path in sorted(output.rglob("*")) if path.is_file()}
-    # Then both wrote the same files, byte for byte, the missing region encoded as missing (-1) in the newer rows
-    assert sorted(written[1]) == ["baseline/constraints.json", "baseline/statistics.json", "test/test.csv",
-                                  "train/train-1-of-2.csv", "train/train-2-of-2.csv", "transform/transform.json",
-                                  "validation/validation.csv"]
-    assert written[2] == written[1]
-    transform = FeatureTransform.loads(written[1]["transform/transform.json"])
+    # When Preprocess runs on one host and on two (each summarising, then encoding, one upload)
+    one, two = (preprocessed(tmp_path / str(hosts), files, config, hosts) for hosts in (1, 2))
+    # Then the merge's outputs are the same bytes, and each part the same encoded rows: train-i of one host is
+    # train-*-i of the two, so each training instance gets the same rows
+    assert sorted(one) == ["baseline/constraints.json", "baseline/statistics.json", "test/test.csv",
+                           "train/train-1-of-2.csv", "train/train-2-of-2.csv", "transform/transform.json",
+                           "validation/validation.csv"]
+    assert sorted(two) == ["baseline/constraints.json", "baseline/statistics.json", "test/test.csv",
+                           "train/train-algo-1-1-of-2.csv", "train/train-algo-1-2-of-2.csv",
+                           "train/train-algo-2-1-of-2.csv", "train/train-algo-2-2-of-2.csv",
+                           "transform/transform.json", "validation/validation-algo-1.csv",
+                           "validation/validation-algo-2.csv"]
+    for name in ("baseline/constraints.json", "baseline/statistics.json", "test/test.csv", "transform/transform.json"):
+        assert two[name] == one[name], name
+    for shard in ("1-of-2.csv", "2-of-2.csv"):
+        assert lines(two, "train/", shard) == lines(one, "train/", shard) != []
+    assert lines(two, "validation/") == lines(one, "validation/") != []
+    # And the missing region is encoded as missing (-1) in the newer rows
+    transform = FeatureTransform.loads(one["transform/transform.json"])
     region = 1 + transform.feature_names.index("region")
-    train = np.concatenate([_encoded(tmp_path / "output-1" / "train" / name)
+    train = np.concatenate([_encoded(tmp_path / "1" / "output" / "train" / name)
                             for name in ("train-1-of-2.csv", "train-2-of-2.csv")])
     assert (train[:, region] == -1).sum() >= 0.45 * len(train)
+
+
+def test_an_encoding_host_with_no_rows_files_writes_empty_files_that_keep_the_deal_aligned(tmp_path, dataset) -> None:
+    # Given one upload preprocessed on three hosts for two training instances
+    written = preprocessed(tmp_path, uploads(dataset, files=1), MULTICLASS | {"training": {"instance_count": 2}}, 3)
+    # Then the hosts that got no rows file wrote every training instance's file, empty, so that a deal of the
+    # objects in key order still gives each training instance its own rows
+    assert [name for name, content in written.items() if name.startswith("train/") and not content] == [
+        "train/train-algo-2-1-of-2.csv", "train/train-algo-2-2-of-2.csv",
+        "train/train-algo-3-1-of-2.csv", "train/train-algo-3-2-of-2.csv"]
+    assert written["train/train-algo-1-1-of-2.csv"] and written["train/train-algo-1-2-of-2.csv"]
+
+
+def test_encoding_refuses_a_rows_file_the_merge_did_not_plan(tmp_path, dataset) -> None:
+    # Given a merged split, and a rows file from another run among a host's share
+    sharded(tmp_path, uploads(dataset, files=2), MULTICLASS, hosts=1)
+    _, transform, encoding = merge(tmp_path / "partials", MULTICLASS, tmp_path / "output")
+    stray = tmp_path / "partials" / ROWS / "rows-000000000000000000000000.pkl"
+    stray.write_bytes(b"")
+    # When the host encodes, Then it refuses, naming the file
+    with pytest.raises(PartialSplitError, match="rows files the merge did not plan: rows-0+\\.pkl"):
+        encode(encoding, transform, MULTICLASS, tmp_path / "partials" / ROWS, tmp_path / "output", "algo-1")
 
 
 MULTICLASS = {"target": "tier", "problem": "multiclass"}

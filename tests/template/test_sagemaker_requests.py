@@ -25,22 +25,23 @@ SAGEMAKER_TASK = re.compile(r"^arn:aws:states:::(?:aws-sdk:)?sagemaker:(\w+?)(\.
 JOB_NAME_FIELDS = ("ProcessingJobName", "TrainingJobName")
 MAX_RETRY_COUNT = 9  # above every MaxAttempts in the ASL, so names are checked at their longest
 TASKS = {
-    "TrainingPipeline": {"Preprocess", "MergePreprocess", "Train", "Evaluate"},
+    "TrainingPipeline": {"Preprocess", "MergePreprocess", "EncodePreprocess", "Train", "Evaluate"},
     "DeployPipeline": {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint", "DescribeEndpoint",
                        "ExplainFailure", "RestorePreviousConfig", "DescribeRestoredEndpoint", "DeleteNewEndpoint",
                        "DeleteBrokenEndpoint", "DescribeDeletedEndpoint", "RecreateEndpoint"},
     "MonitorPipeline": {"AnalyzeDrift", "MergeDrift", "AnalyzeQuality"},
 }
-# What runs in a container, network-isolated and in the VPC when one is configured.
-ISOLATED = {"Preprocess", "MergePreprocess", "Train", "Evaluate", "AnalyzeDrift", "MergeDrift", "AnalyzeQuality",
-            "CreateModel"}
-JOBS = {"Preprocess", "MergePreprocess", "Train", "Evaluate", "AnalyzeDrift", "MergeDrift", "AnalyzeQuality"}
+JOBS = {"Preprocess", "MergePreprocess", "EncodePreprocess", "Train", "Evaluate", "AnalyzeDrift", "MergeDrift",
+        "AnalyzeQuality"}
+# What runs in a container, network-isolated and in the VPC when one is configured: every job, and the model.
+ISOLATED = JOBS | {"CreateModel"}
 
 
 # Where each job's compute comes from: the run document's "training" section, or the monitoring window.
 # MergePreprocess runs on one instance of the processing type: Evaluate's cluster.
 TRAINING_DOCUMENTS = {"Preprocess": "processing_cluster", "MergePreprocess": "evaluation_cluster",
-                      "Train": "resource_config", "Evaluate": "evaluation_cluster"}
+                      "EncodePreprocess": "processing_cluster", "Train": "resource_config",
+                      "Evaluate": "evaluation_cluster"}
 # MergeDrift runs on one instance of the same type: the quality job's cluster.
 WINDOW_DOCUMENTS = {"AnalyzeDrift": "cluster", "MergeDrift": "quality_cluster", "AnalyzeQuality": "quality_cluster"}
 
@@ -168,8 +169,8 @@ def test_a_configuration_of_two_instances_sends_instance_count_two_to_the_jobs_t
         "XGBOOST_IMAGE_URI": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"})
     training = pipeline_input(settings, model="churn", run_id="churn-upload-1a2b3c4d5e6f", trigger="upload",
                               cause_id="c", config=config, champion=None)["training"]
-    expected = {"Preprocess": 2, "MergePreprocess": 1, "Train": 2, "Evaluate": 1, "AnalyzeDrift": 2, "MergeDrift": 1,
-                "AnalyzeQuality": 1}
+    expected = {"Preprocess": 2, "MergePreprocess": 1, "EncodePreprocess": 2, "Train": 2, "Evaluate": 1,
+                "AnalyzeDrift": 2, "MergeDrift": 1, "AnalyzeQuality": 1}
     for machine in ("TrainingPipeline", "MonitorPipeline"):
         state = copy.deepcopy(samples[machine][0])
         state["training"] = training
@@ -279,12 +280,11 @@ def test_the_merge_runs_only_when_several_hosts_analysed_the_window(render, poli
     assert states["Merge?"]["Default"] == "DriftAnalysed"
 
 
-def test_preprocess_deals_out_the_datasets_and_its_merge_writes_what_train_reads_on_one_instance(render, fill,
-                                                                                                  policies):
-    # Given Preprocess and the MergePreprocess task after it
+def test_preprocess_deals_out_the_datasets_merges_on_one_instance_and_encodes_on_every_one(render, fill, policies):
+    # Given Preprocess, and the MergePreprocess and EncodePreprocess tasks after it
     states = dict(all_states(render(policies, "TrainingPipeline")))
-    prep, sent = (fill(states[name]["Parameters"], machine="TrainingPipeline")
-                  for name in ("Preprocess", "MergePreprocess"))
+    prep, sent, encode = (fill(states[name]["Parameters"], machine="TrainingPipeline")
+                          for name in ("Preprocess", "MergePreprocess", "EncodePreprocess"))
     # Then each Preprocess host gets a share of the datasets and writes its summary where the merge reads them all
     prep_inputs = {i["InputName"]: i["S3Input"] for i in prep["ProcessingInputs"]}
     assert prep_inputs["data"]["S3DataDistributionType"] == "ShardedByS3Key"
@@ -293,18 +293,34 @@ def test_preprocess_deals_out_the_datasets_and_its_merge_writes_what_train_reads
     assert inputs["partials"]["S3Uri"] == prep_outputs["partials"]["S3Uri"] + "/"
     assert inputs["partials"]["S3DataDistributionType"] == "FullyReplicated"
     assert inputs["config"] == prep_inputs["config"] and "data" not in inputs
-    # And preprocess.py --merge writes every output Train and Evaluate read, where one host writes them
+    # And preprocess.py --merge writes, on one instance, what Evaluate and the monitor read, and the encoding's plan
     assert sent["AppSpecification"]["ContainerArguments"] == ["--merge"]
     outputs = {o["OutputName"]: o["S3Output"] for o in sent["ProcessingOutputConfig"]["Outputs"]}
-    assert outputs == {name: prep_outputs[name] for name in ("train", "validation", "test", "transform", "baseline")}
+    assert {name: outputs[name] for name in ("test", "transform", "baseline")} == {
+        name: prep_outputs[name] for name in ("test", "transform", "baseline")}
+    assert sorted(outputs) == ["baseline", "plan", "test", "transform"]
     assert sent["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
     assert sent["ProcessingJobName"].endswith("-prep-merge-0") and len(sent["ProcessingJobName"]) <= 63
-    # And the merge runs only for more than one instance, then Train
+    # And preprocess.py --encode, on Preprocess's instances, each dealt a share of the hosts' rows files, reads the
+    # plan and the transform and writes what Train reads
+    assert encode["AppSpecification"]["ContainerArguments"] == ["--encode"]
+    assert encode["ProcessingResources"]["ClusterConfig"] == prep["ProcessingResources"]["ClusterConfig"]
+    encode_inputs = {i["InputName"]: i["S3Input"] for i in encode["ProcessingInputs"]}
+    assert encode_inputs["rows"]["S3Uri"] == prep_outputs["partials"]["S3Uri"] + "/rows/"
+    assert encode_inputs["rows"]["S3DataDistributionType"] == "ShardedByS3Key"
+    for name in ("plan", "transform"):
+        assert encode_inputs[name]["S3Uri"] == outputs[name]["S3Uri"] + "/"
+        assert encode_inputs[name]["S3DataDistributionType"] == "FullyReplicated"
+    encode_outputs = {o["OutputName"]: o["S3Output"] for o in encode["ProcessingOutputConfig"]["Outputs"]}
+    assert encode_outputs == {name: prep_outputs[name] for name in ("train", "validation")}
+    assert encode["ProcessingJobName"].endswith("-prep-encode-0") and len(encode["ProcessingJobName"]) <= 63
+    # And the merge and the encoding run only for more than one instance, then Train
     assert states["Preprocess"]["Next"] == "MergePreprocess?"
     assert states["MergePreprocess?"]["Choices"] == [
         {"Variable": "$.training.processing_cluster.InstanceCount", "NumericGreaterThan": 1,
          "Next": "MergePreprocess"}]
-    assert states["MergePreprocess?"]["Default"] == "Train" and states["MergePreprocess"]["Next"] == "Train"
+    assert states["MergePreprocess?"]["Default"] == "Train"
+    assert (states["MergePreprocess"]["Next"], states["EncodePreprocess"]["Next"]) == ("EncodePreprocess", "Train")
 
 
 def test_the_quality_job_judges_the_serving_models_predictions_by_their_labels(render, fill, policies):

@@ -20,6 +20,7 @@ PIPELINE_STATES = {
     "Preprocess",
     "MergePreprocess?",
     "MergePreprocess",
+    "EncodePreprocess",
     "Train",
     "Evaluate",
     "Gate",
