@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from features import FeatureTransform, MissingColumnsError, NonNumericError, UnknownLabelError
+from features import FeatureTransform, MissingColumnsError, NonNumericError, UnknownLabelError, key_codes, key_counts
 
 
 @pytest.fixture
@@ -119,3 +119,23 @@ def test_transform_json_is_plain_json_and_round_trips(tmp_path, rows: pd.DataFra
     loaded = FeatureTransform.load(path)
     assert np.array_equal(loaded.apply(rows.assign(empty=np.nan)), transform.apply(rows.assign(empty=np.nan)))
     assert loaded.labels == ["no", "yes"]
+
+
+@pytest.mark.parametrize(("values", "counts"), [
+    (["b", "a", "b"], {"a": 1, "b": 2}),
+    ([2, 1, 2], {"1": 1, "2": 2}),
+    ([True, False, True], {"False": 1, "True": 2}),
+    # pandas takes 1, 1.0 and True for one value, and 0.0 and -0.0: each keeps its own text here
+    ([1, 1.0, True, "1"], {"1": 2, "1.0": 1, "True": 1}),
+    ([0.0, -0.0, 0.0], {"0.0": 2, "-0.0": 1}),
+], ids=["text", "integers", "booleans", "mixed", "signed zeros"])
+def test_values_are_counted_and_coded_by_their_text_whatever_their_type(values, counts) -> None:
+    # Given values as a reader may give them, in an object column
+    column = pd.Series(values, dtype=object)
+    # When they are counted, and coded against codes by text
+    codes = {key: position for position, key in enumerate(sorted(counts))}
+    # Then each value counts under, and is coded by, the text _key gives it
+    assert dict(key_counts(column)) == counts
+    assert key_codes(column.to_numpy(), codes).tolist() == [codes[value if isinstance(value, str) else str(value)]
+                                                           for value in values]
+    assert key_codes(column.to_numpy(), {}).tolist() == [-1] * len(values)
