@@ -206,6 +206,12 @@ def test_with_labelled_traffic_the_test_rows_are_its_newest_and_the_rest_is_trai
         # Then the test rows are the newest labelled traffic (at least 50 of it), and every other row is trained on
         assert list(parts.loc[parts["part"] == "test", "t"]) == list(range(70, 120))
         assert sorted(parts.loc[parts["part"] != "test", "t"]) == [-1] * 300 + list(range(70))
+    # And encoded on two hosts, each part holds the rows one host puts in it
+    one, two = (preprocessed(tmp_path / f"encoded-{hosts}", {first: upload, newest: traffic}, config, hosts)
+                for hosts in (1, 2))
+    assert two["test/test.csv"] == one["test/test.csv"]
+    for part in ("train/", "validation/"):
+        assert lines(two, part) == lines(one, part) != []
     # And too little labelled traffic is split like any other data
     few = placed(sharded(tmp_path / "few", {first: upload, newest: traffic[110:]}, config, 1))
     assert (few.loc[few["part"] == "test", "t"] < 110).any()
