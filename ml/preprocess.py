@@ -56,7 +56,7 @@ if str(HERE) not in sys.path:  # siblings (features, monitor) ship beside this s
     sys.path.insert(0, str(HERE))
 
 from baseline import baseline_from_columns  # noqa: E402
-from features import PROBLEMS, FeatureTransform, _key, class_labels, key_counts  # noqa: E402
+from features import CATEGORICAL, PROBLEMS, FeatureTransform, _key, class_labels, key_counts  # noqa: E402
 from monitor import processing_hosts  # noqa: E402
 from prep_stats import Block, ColumnStats, fit_transform, frame_kinds, resolve  # noqa: E402
 from splitting import MIN_ROWS, TEST, TRAIN, VALIDATION, Plan, by_class, row_positions  # noqa: E402
@@ -341,9 +341,11 @@ def write_encoded(handle: Any, transform: FeatureTransform, rows: pd.DataFrame) 
     """The layout SageMaker's XGBoost expects for CSV: no header, label first, numbers only."""
     if not len(rows):
         return
-    encoded = pd.DataFrame(transform.apply(rows))
-    encoded.insert(0, "label", transform.encode_target(rows[transform.target]))
-    encoded.to_csv(handle, header=False, index=False)
+    matrix = transform.apply(rows)
+    columns = [transform.encode_target(rows[transform.target])]
+    for position, feature in enumerate(transform.features):  # codes are whole: as integers, formatted 3x faster
+        columns.append(matrix[:, position].astype(np.int32) if feature.kind == CATEGORICAL else matrix[:, position])
+    pd.DataFrame(dict(enumerate(columns))).to_csv(handle, header=False, index=False)
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
