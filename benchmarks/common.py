@@ -178,17 +178,24 @@ def run_child(command: list[str], env: dict[str, str] | None = None, cwd: Path |
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         peak = _PeakSampler(process.pid) if sample_memory else None
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        wait_exact(process, timeout)
         seconds = time.perf_counter() - started
         log.seek(0)
         output = log.read().decode(errors="replace")
     if seconds >= timeout:
         output += f"\ntimed out after {timeout:.0f} s"
     return ChildRun(seconds, process.returncode, output, peak.stop() if peak else None)
+
+
+def wait_exact(process: subprocess.Popen, timeout: float) -> int:
+    """Wait for the process to exit, killing it after `timeout` seconds; its exit code. Not Popen.wait(timeout),
+    which polls with sleeps of up to 50 ms and so rounds every timed run up by as much."""
+    killer = threading.Timer(timeout, process.kill)
+    killer.start()
+    try:
+        return process.wait()
+    finally:
+        killer.cancel()
 
 
 class _PeakSampler(threading.Thread):

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import PYTHON, ROOT, Figure, Goal, Sizes, load_ml, median, run_child
+from common import PYTHON, ROOT, Figure, Goal, Sizes, load_ml, median, run_child, wait_exact
 from drift import job_folder, scenario_frame
 from scale_training import measure as training_figures
 from selfheal_bench.datagen import CHURN_CONFIG, churn_frame
@@ -109,7 +109,7 @@ def _encode(work: Path, merge: Path) -> float:
     processes = [subprocess.Popen([PYTHON, PREPROCESS, "--encode"], env=_env(folder),  # noqa: S603
                                   stdout=subprocess.DEVNULL) for folder in folders]
     for process in processes:
-        if process.wait(600) != 0:
+        if wait_exact(process, 600) != 0:
             raise RuntimeError(f"preprocess.py --encode exited {process.returncode}")
     return time.perf_counter() - started
 
@@ -194,7 +194,7 @@ def _run(folders: list[Path], script: str = MONITOR) -> float:
     processes = [subprocess.Popen([PYTHON, script], env=_env(folder), stdout=subprocess.DEVNULL)  # noqa: S603
                  for folder in folders]
     for process in processes:
-        if process.wait(600) != 0:
+        if wait_exact(process, 600) != 0:
             raise RuntimeError(f"{Path(script).name} exited {process.returncode}")
     return time.perf_counter() - started
 

@@ -78,3 +78,24 @@ def test_only_refuses_an_unknown_section_naming_the_known_ones(run, capsys):
                                             "ingest_reads, "
                                             "inference, drift, monitor, scale, estimation, loop, backtest\n")
     sys.modules.pop("run", None)
+
+
+def test_a_timed_child_is_waited_for_without_sleeping_polls_and_killed_at_its_timeout(run, monkeypatch):
+    # Given the wait benchmarks time children with, where sleeping is forbidden (Popen.wait(timeout) polls with
+    # sleeps of up to 50 ms, which rounded every cold start up by as much)
+    import time
+
+    from common import run_child
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s while waiting")
+
+    monkeypatch.setattr(time, "sleep", no_sleep)
+    # When a quick child runs, and a child that outlives its timeout
+    quick = run_child([sys.executable, "-c", "print('done')"])
+    started = time.perf_counter()
+    slow = run_child([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.5)
+    # Then the first is timed to its exit, and the second killed at its timeout, not 60 s later
+    assert (quick.returncode, quick.output.strip()) == (0, "done")
+    assert slow.returncode == -9 and "timed out after" in slow.output
+    assert time.perf_counter() - started < 30
