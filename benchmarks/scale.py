@@ -68,16 +68,18 @@ def _preprocess(sizes: Sizes) -> Figure:
         hosts = {host: _preprocess_host(Path(work), single, host) for host in HOSTS}
         merge = Path(work) / "merge"
         shutil.copytree(single / "processing" / "input" / "config", merge / "processing" / "input" / "config")
-        one, two = [], []
+        one, two, phases = [], [], []
         runs = 1 if sizes.quick else sizes.repeats  # quick checks that it runs, and keeps the suite's seconds
         for _ in range(runs):  # interleaved, as for the monitor
             one.append(_run([single], PREPROCESS))
-            two.append(_run(list(hosts.values()), PREPROCESS) + _merge(hosts, merge, PREPROCESS)
-                       + _encode(Path(work), merge))
+            phases.append({"hosts": _run(list(hosts.values()), PREPROCESS), "merge": _merge(hosts, merge, PREPROCESS),
+                           "encode": _encode(Path(work), merge)})
+            two.append(sum(phases[-1].values()))
         differ = _differences(_outputs(single), _outputs(merge, *(Path(work) / f"encode-{host}" for host in HOSTS)))
     figure = Figure(f"Preprocess on 2 instances, {rows:,} rows in {PREPROCESS_FILES} uploads", "rows/s", SCALE_GOAL,
                     "the same job on 1 instance", value=rows / median(two), floor=rows / median(one),
-                    runs=runs, data={"one_instance_seconds": one, "two_instances_seconds": two})
+                    runs=runs, data={"one_instance_seconds": one, "two_instances_seconds": two,
+                                     "two_instances_phases": phases})
     if differ:
         figure.error = f"2 instances wrote other outputs than 1 instance: {', '.join(differ)}"
     figure.notes.append(f"outputs {'the same' if not differ else 'DIFFER'} (test, transform and baseline byte for "
