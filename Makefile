@@ -10,6 +10,11 @@ TOOLKIT_VENV := .venv-toolkit
 TOOLKIT_REQUIREMENTS := bench/src/selfheal_bench/localcloud/toolkit/requirements.txt
 # sagemaker-containers imports on Python 3.9 only; pyenv's, or the system's python3.9.
 PYTHON39 ?= $(firstword $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.9*/bin/python) python3.9)
+# Swap two folders in one step (Linux renameat2's RENAME_EXCHANGE): a rebuilt environment replaces the old one with
+# no moment where neither is there (two renames leave one, and a process starting then fails).
+EXCHANGE := $(PYTHON39) -c 'import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); \
+	sys.exit(libc.renameat2(-100, os.fsencode(sys.argv[1]), -100, os.fsencode(sys.argv[2]), 2) and \
+	f"exchange {sys.argv[1:]}: {os.strerror(ctypes.get_errno())}")'
 SAM_CLI_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
 SAGEMAKER_VERSION := 3.27.0
@@ -52,12 +57,18 @@ $(DEPLOY_VENV)/.installed:
 	touch $@
 
 # The local cloud starts each training and serving container with the real script-mode toolkit's own code
-# (sagemaker-containers, as the XGBoost container does), which needs Python 3.9.
+# (sagemaker-containers, as the XGBoost container does), which needs Python 3.9. A rebuild (the requirements
+# changed) builds beside it and swaps the new one in when complete: tests running meanwhile keep the old one, and a
+# failed build leaves it. pip's scripts and activate name the folder they were built in: they get the final one.
 $(TOOLKIT_VENV)/.installed: $(TOOLKIT_REQUIREMENTS)
-	$(PYTHON39) -m venv --clear $(TOOLKIT_VENV)
-	$(TOOLKIT_VENV)/bin/pip install --quiet --upgrade pip
-	PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python $(TOOLKIT_VENV)/bin/pip install --quiet -r $(TOOLKIT_REQUIREMENTS)
-	touch $@
+	$(PYTHON39) -m venv --clear --prompt $(TOOLKIT_VENV) $(TOOLKIT_VENV).new
+	$(TOOLKIT_VENV).new/bin/pip install --quiet --upgrade pip
+	PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python $(TOOLKIT_VENV).new/bin/pip install --quiet -r $(TOOLKIT_REQUIREMENTS)
+	grep -rlIF $(CURDIR)/$(TOOLKIT_VENV).new $(TOOLKIT_VENV).new/bin \
+		| xargs -r sed -i 's|$(CURDIR)/$(TOOLKIT_VENV).new|$(CURDIR)/$(TOOLKIT_VENV)|g'
+	touch $(TOOLKIT_VENV).new/.installed
+	if [ -e $(TOOLKIT_VENV) ]; then $(EXCHANGE) $(TOOLKIT_VENV).new $(TOOLKIT_VENV); else mv -T $(TOOLKIT_VENV).new $(TOOLKIT_VENV); fi
+	rm -rf $(TOOLKIT_VENV).new
 
 # The report test renders report.html in a real headless browser: Debian's Chromium.
 .PHONY: chromium
@@ -110,4 +121,4 @@ deploy: setup
 	$(VENV)/bin/selfheal deploy --env $(or $(ENV),dev)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(DEPLOY_VENV) $(BENCH_VENV) $(TOOLKIT_VENV) .aws-sam $(OUT)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(DEPLOY_VENV) $(BENCH_VENV) $(TOOLKIT_VENV) $(TOOLKIT_VENV).new .aws-sam $(OUT)

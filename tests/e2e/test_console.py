@@ -104,7 +104,9 @@ def test_ctrl_c_stops_the_cloud_and_its_jobs_and_exits_130(tmp_path):
     scenario(tmp_path, faults=[{"target": "job:processing", "kind": "hang", "times": None}],
              steps=[{"upload": {"model": "churn", "file": "good.csv"}}])
     # (SIGINT at its default, as a terminal's foreground command has it: a child inherits an ignored SIGINT, and
-    # Python then installs no KeyboardInterrupt handler, so an earlier test of this worker must not decide it)
+    # Python then installs no KeyboardInterrupt handler, so how pytest was started must not decide it; a shell
+    # without job control starts a background command, `pytest ... &` in a script, with SIGINT ignored, and its
+    # workers and their children inherit that: this test then hung, never when run in the foreground)
     process = subprocess.Popen([str(SELFHEAL), "local", "run", "scenario.yaml", "--out", "out"], cwd=tmp_path,
                                env=USER_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=_default_sigint)  # noqa: PLW1509 - one thread starts it
