@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ if str(HERE) not in sys.path:  # siblings ship beside this script
 
 from accumulators import NUMERIC_NA, NUMERIC_NA_SET  # noqa: E402
 from baseline import Baseline  # noqa: E402
-from drift_checks import WindowAccumulator  # noqa: E402
+from drift_checks import WindowAccumulator, parse_time  # noqa: E402
 
 CHUNK_BYTES = 8 << 20  # capture payload characters parsed at once (about 50,000 rows of 20 features)
 READ_BLOCK_BYTES = 1 << 20
@@ -116,12 +116,6 @@ def _decoded_input(line: str) -> tuple[str, Any, Any]:
     if not isinstance(data, str):
         raise ValueError("data is not a string")
     return data, endpoint_input.get("observedContentType"), endpoint_input.get("encoding")
-
-
-def parse_time(text: str) -> datetime:
-    # fromisoformat only takes "Z" from Python 3.11; the containers run older ones. Naive means UTC.
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017
 
 
 def _json_rows(document: Any) -> list[list[Any] | dict[str, Any]]:

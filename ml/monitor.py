@@ -33,17 +33,17 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # siblings ship beside this script
     sys.path.insert(0, str(HERE))
 
 from baseline import Baseline, BaselineError, read_baseline  # noqa: E402
-from capture import ScanTask, parse_time, plan, scan  # noqa: E402
-from drift_checks import PartialWindowError, WindowAccumulator, evaluate  # noqa: E402
+from drift_checks import PartialWindowError, WindowAccumulator, evaluate, parse_time  # noqa: E402
+
+if TYPE_CHECKING:  # the merge of a sharded window reads JSON counts only: it never loads pandas (most of its time)
+    import pandas as pd
 
 OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
 CHUNK_ROWS = 50_000  # rows analysed at once by analyze_frame
@@ -77,6 +77,8 @@ def accumulate_capture(
     paths: list[Path], baseline: Baseline, start: datetime | None, end: datetime | None, workers: int | None
 ) -> WindowAccumulator:
     # vCPUs are mostly hyperthread pairs: on a 2-vCPU machine, two workers ran no faster than one.
+    from capture import ScanTask, plan, scan  # reads capture files with pandas: not the merge's business
+
     workers = workers or max(1, (os.cpu_count() or 2) // 2)
     tasks = [ScanTask(pieces, baseline, start, end) for pieces in plan(paths, workers)]
     if len(tasks) == 1:

@@ -7,6 +7,7 @@ import csv
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -745,6 +746,36 @@ def test_the_script_runs_under_the_container_contract(tmp_path, baseline):
         "statistics.json",
     ]
     assert "analysed 30 rows" in output
+
+
+LOADED_MODULES = """
+import runpy, sys
+sys.argv = [{script!r}, *sys.argv[1:]]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print("loaded", " ".join(sorted(name for name in sys.modules if "." not in name)))
+"""
+
+
+@pytest.mark.process
+def test_the_merge_job_reads_the_hosts_shares_without_loading_pandas(tmp_path, baseline):
+    # Given two hosts' shares of a window (the merge's input: JSON counts at the baseline's edges)
+    lines = csv_lines(customers(200, seed=27, shift=("plan",)))
+    single = run(opt_ml(tmp_path / "one", baseline, lines))
+    merged_run(tmp_path, baseline, {"algo-1": lines[:120], "algo-2": lines[120:]})
+    merge = tmp_path / "merge"
+    shutil.rmtree(merge / "processing" / "output")
+    # When the 1-instance merge job runs as the container runs it
+    done = subprocess.run([sys.executable, "-c", LOADED_MODULES.format(script=str(ML_DIR / "monitor.py")), "--merge"],
+                          env={**os.environ, "SELFHEAL_OPT_ML": str(merge)}, capture_output=True, text=True,
+                          timeout=120)
+    # Then it writes the one-host report, and never imports pandas: its import was most of the merge's time
+    assert done.returncode == 0, done.stderr
+    report = json.loads((merge / "processing" / "output" / "report" / "drift_metrics.json").read_text())
+    assert rounded(report) == rounded(single[2])
+    loaded = done.stdout.strip().splitlines()[-1].split()
+    assert loaded[0] == "loaded" and "json" in loaded and "pandas" not in loaded
 
 
 @pytest.mark.process
