@@ -8,12 +8,10 @@ import csv
 import io
 import json
 import math
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -291,9 +289,9 @@ def scan(task: ScanTask) -> WindowAccumulator:
     """Stream capture records into a fresh accumulator, parsing payloads a chunk (CHUNK_BYTES) at a time.
 
     Reading records is the job's hot path. An endpoint writes every record in one layout, so a block is
-    read with two regular expressions made for the layout of its first line: one for the endpointInput's
-    data (unescaped), one for inferenceTime. When both find one per line, the block's CSV payloads join the
-    chunk as one string; otherwise (another layout, escaped data, a broken line) it is read a line at a time.
+    read by the layout of its first line: the endpointInput's data and inferenceTime of every line are found
+    from the positions of the block's quotes (_block_spans). When every line fits, the block's CSV payloads join
+    the chunk as one string; otherwise (another layout, escaped data, a broken line) it is read a line at a time.
     """
     acc, reader = WindowAccumulator(task.baseline), _RecordReader()
     batch = _Batch(task.baseline)
@@ -334,7 +332,6 @@ def _add_block(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, sta
                block: bytes) -> bool:
     """Add a block of CSV records in one layout in one piece, never decoding it; False (nothing added) for
     any other block."""
-    records = _occurrences(block, b"\n") + (not block.endswith(b"\n"))
     try:
         first = block[:block.index(b"\n")] if b"\n" in block else block
         before, after, time_key, content_type, encoding = reader.block_layout(first.decode("utf-8"))
@@ -343,32 +340,77 @@ def _add_block(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, sta
     kind, base64_encoded = _declared_kind(content_type, encoding)
     if kind != CSV or base64_encoded:
         return False
-    data_pattern, time_pattern = _block_patterns(before, after, time_key)
-    datas = data_pattern.findall(block)  # one C pass each, no Python work per record
-    if len(datas) != records:  # a blank or broken line, one in another layout or encoding, an escaped quote
+    text = np.frombuffer(block, dtype=np.uint8)
+    spans = _block_spans(text, first, *(part.encode("utf-8") for part in (before, after, time_key)))
+    if spans is None:  # a blank or broken line, one in another layout
         return False
-    stamped = time_pattern.findall(block)
-    if len(stamped) != records:
-        return False
-    joined = b"\n".join(datas)
+    data, stamp = spans
+    moments, which = _distinct(text, stamp)
+    inside = np.array([stamps.inside(moment.decode()) for moment in moments], dtype=bool)
+    if not inside.all():
+        kept = inside[which]
+        acc.skipped_records += int(np.count_nonzero(~kept))
+        data = data[:, kept]
+    joined = b"\n".join([block[a + 1:b] for a, b in zip(*data.tolist())])  # noqa: B905
     if b"\\" in joined:  # escaped characters (a newline in a multi-row payload): a line at a time
         return False
-    if not all(stamps.inside(stamp.decode()) for stamp in set(stamped)):
-        kept = [data for data, stamp in zip(datas, stamped) if stamps.inside(stamp.decode())]  # noqa: B905
-        acc.skipped_records += len(datas) - len(kept)
-        datas, joined = kept, b"\n".join(kept)
     batch.csv.append(joined)
     batch.size += len(joined)
-    acc.records += len(datas)
+    acc.records += data.shape[1]
     return True
 
 
-@lru_cache(maxsize=MAX_LAYOUTS)
-def _block_patterns(before: str, after: str, time_key: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    """The endpointInput's data in one layout (followed by the text after it), and inferenceTime's value. A
-    one-character class ([^"]) keeps the regular expression engine on its fast path (two run 3x slower)."""
-    data = re.escape(before.encode("utf-8")) + b'([^"]*)' + re.escape(after.encode("utf-8"))
-    return re.compile(data), re.compile(re.escape(time_key.encode("utf-8")) + b'([^"]*)"')
+def _block_spans(text: np.ndarray, first: bytes, before: bytes, after: bytes,
+                 time_key: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each record's data and inferenceTime are, as rows of (opening quote, closing quote) positions, when
+    every line of the block is laid out as its first line; None otherwise.
+
+    Found from the positions of the block's quotes (one vectorised pass) rather than by regular expressions (27%
+    of the job, twice the time of this): a line's data opens at the same count of quotes from the line's start as
+    on the first line, and its inferenceTime closes at the same count from the line's end (endpointOutput's
+    escaped JSON between them may vary). The text around each must then be the layout's, byte for byte.
+    """
+    quotes = np.flatnonzero(text == ord('"'))
+    ends = np.flatnonzero(text == ord("\n"))
+    if not len(ends) or ends[-1] != len(text) - 1:
+        ends = np.append(ends, len(text))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    data_open = first.index(before) + len(before) - 1
+    time_open = first.index(time_key) + len(time_key) - 1
+    data_at = np.searchsorted(quotes, starts) + first[:data_open].count(b'"')
+    time_at = np.searchsorted(quotes, ends) - first[time_open + 1:].count(b'"') - 1
+    if not (data_at + 1 < time_at).all():  # too few quotes on some line (a blank or broken one), another key order
+        return None
+    data, stamp = quotes[np.stack((data_at, data_at + 1))], quotes[np.stack((time_at, time_at + 1))]
+    if not (_matches(text, data[0] - len(before) + 1, before) and _matches(text, data[1], after)
+            and _matches(text, stamp[0] - len(time_key) + 1, time_key)):
+        return None
+    return data, stamp
+
+
+def _matches(text: np.ndarray, at: np.ndarray, expected: bytes) -> bool:
+    """Whether `expected` occurs at every position of `at` (ascending)."""
+    if not len(at):
+        return True
+    if at[0] < 0 or at[-1] + len(expected) > len(text):
+        return False
+    windows = np.lib.stride_tricks.sliding_window_view(text, len(expected))  # a view: copies only the rows taken
+    return bool((windows[at] == np.frombuffer(expected, dtype=np.uint8)).all())
+
+
+def _distinct(text: np.ndarray, spans: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """The distinct texts between the quotes of `spans`, and which of them each span holds."""
+    lengths = spans[1] - spans[0] - 1
+    if len(lengths) and lengths[0] > 0 and (lengths == lengths[0]).all():  # inferenceTime: one format, one width
+        values = np.lib.stride_tricks.sliding_window_view(text, lengths[0])[spans[0] + 1]
+        if (values == values[0]).all():  # a capture file holds a minute or so: mostly one value
+            return [values[0].tobytes()], np.zeros(len(lengths), dtype=np.intp)
+        distinct, which = np.unique(values.view(f"S{lengths[0]}").ravel(), return_inverse=True)
+        return distinct.tolist(), which.ravel()
+    found = [text[a + 1:b].tobytes() for a, b in zip(*spans.tolist())]  # noqa: B905
+    distinct = sorted(set(found))
+    position = {value: i for i, value in enumerate(distinct)}
+    return distinct, np.array([position[value] for value in found], dtype=np.intp)
 
 
 def _add_lines(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, stamps: _Stamps,

@@ -551,7 +551,17 @@ def spied_blocks(monkeypatch, read_in_one_piece: bool = True) -> list[bool]:
 WINDOW = {"start": capture.parse_time(f"{HOUR}:05:00Z"), "end": capture.parse_time(f"{HOUR}:30:00Z")}
 
 
-@pytest.mark.parametrize("mix", ["plain", "times", "base64", "quoted", "multirow", "uneven", "broken"])
+def with_json_outputs(lines: list[str]) -> list[str]:
+    """The lines with endpointOutput's data a JSON response, of more or fewer (escaped) quotes from line to line."""
+    records = [json.loads(line) for line in lines]
+    for number, record in enumerate(records):
+        output = record["captureData"]["endpointOutput"]
+        output["observedContentType"], output["encoding"] = "application/json", "JSON"
+        output["data"] = json.dumps({"predictions": [{"score": 0.4, "labels": ["yes"] * (number % 3)}]})
+    return [json.dumps(record) for record in records]
+
+
+@pytest.mark.parametrize("mix", ["plain", "times", "json_outputs", "base64", "quoted", "multirow", "uneven", "broken"])
 def test_a_block_read_in_one_piece_gives_the_report_a_line_at_a_time_gives(tmp_path, baseline, monkeypatch, mix):
     # Given capture blocks of plain CSV records, or ones mixed with what a single pattern cannot read
     frame = customers(600, seed=18, shift=("plan",))
@@ -559,12 +569,15 @@ def test_a_block_read_in_one_piece_gives_the_report_a_line_at_a_time_gives(tmp_p
     extra = {
         "plain": [],
         "times": csv_lines(frame[400:], time=f"{HOUR}:40:00Z"),
+        "json_outputs": with_json_outputs(csv_lines(frame[400:], time=f"{HOUR}:20:00Z")),
         "base64": [capture_line(base64_of(csv_payload(frame[400:401])), encoding="BASE64")],
         "quoted": [capture_line('1200.5,"41",0.3,"pro","north"')],
         "multirow": csv_lines(frame[400:], rows_per_record=4),
         "uneven": csv_lines(frame[400:500].drop(columns=["region"])) + csv_lines(frame[500:].assign(coupon="X")),
         "broken": ['{"captureData": {"endpointInput": ', ""],
     }[mix]
+    if mix == "json_outputs":
+        lines = with_json_outputs(lines)
     root = opt_ml(tmp_path, baseline, lines + extra)
     # When it is read both ways
     in_one_piece = spied_blocks(monkeypatch)
@@ -573,7 +586,7 @@ def test_a_block_read_in_one_piece_gives_the_report_a_line_at_a_time_gives(tmp_p
     slow = run(root, **WINDOW)
     # Then the reports are the same; plain CSV records are read in one piece
     assert rounded(fast) == rounded(slow)
-    assert in_one_piece == [mix in ("plain", "times", "uneven")] and line_by_line == [False]
+    assert in_one_piece == [mix in ("plain", "times", "json_outputs", "uneven")] and line_by_line == [False]
     assert fast[2]["rows"] + fast[2]["skipped_records"] + fast[2]["invalid_records"] > 0
 
 
