@@ -76,10 +76,10 @@ def analyze_capture(
 def accumulate_capture(
     paths: list[Path], baseline: Baseline, start: datetime | None, end: datetime | None, workers: int | None
 ) -> WindowAccumulator:
-    # vCPUs are mostly hyperthread pairs: on a 2-vCPU machine, two workers ran no faster than one.
     from capture import ScanTask, plan, scan  # reads capture files with pandas: not the merge's business
 
-    workers = workers or max(1, (os.cpu_count() or 2) // 2)
+    # vCPUs are mostly hyperthread pairs: on a 2-vCPU machine, two workers ran no faster than one.
+    workers = workers or max(1, usable_cpus() // 2)
     tasks = [ScanTask(pieces, baseline, start, end) for pieces in plan(paths, workers)]
     if len(tasks) == 1:
         return scan(tasks[0])
@@ -88,6 +88,15 @@ def accumulate_capture(
         for part in pool.map(scan, tasks):
             acc.merge(part)
     return acc
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, which a container's cpuset limits, rather than the host
+    machine's count (os.cpu_count); the machine's where affinity is unknown (not Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 2
 
 
 # ------------------------------------------------------------------------------------------------------ job
@@ -172,7 +181,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="selfheal's drift monitor (a SageMaker processing job)")
     parser.add_argument("--start-time", type=parse_time, help="analyse records with inferenceTime >= this (ISO)")
     parser.add_argument("--end-time", type=parse_time, help="analyse records with inferenceTime < this (ISO)")
-    parser.add_argument("--workers", type=int, help="processes reading capture files (default: one per 2 vCPUs)")
+    parser.add_argument("--workers", type=int,
+                        help="processes reading capture files (default: one per 2 of the vCPUs it may use)")
     parser.add_argument("--merge", action="store_true",
                         help="merge the hosts' partial windows (input/partials) of a multi-instance analysis")
     arguments = parser.parse_args(argv)

@@ -632,6 +632,18 @@ def test_worker_processes_give_the_same_report(tmp_path, baseline, monkeypatch):
     assert checks(parallel[1]) == {("plan", "baseline_drift_check")}
 
 
+def test_the_pool_is_sized_by_the_cpus_the_job_may_use_not_the_machines(tmp_path, baseline, monkeypatch):
+    # Given a container allowed 4 of its host machine's 64 CPUs (its cpuset: what sched_getaffinity shows)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    sized = []
+    monkeypatch.setattr(capture, "plan", lambda paths, workers: sized.append(workers) or [[]])
+    # When the job plans its reading with the default pool
+    run(opt_ml(tmp_path, baseline, []))
+    # Then it plans one worker per 2 of its own vCPUs, not per 2 of the machine's
+    assert sized == [2]
+
+
 # ------------------------------------------------------------------ several instances: shares, then a merge
 
 BOTH_HOSTS = ["algo-1", "algo-2"]
