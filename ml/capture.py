@@ -346,17 +346,14 @@ def _add_block(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, sta
         return False
     data, stamp = spans
     moments, which = _distinct(text, stamp)
-    inside = np.array([stamps.inside(moment.decode()) for moment in moments], dtype=bool)
-    if not inside.all():
-        kept = inside[which]
-        acc.skipped_records += int(np.count_nonzero(~kept))
-        data = data[:, kept]
-    joined = b"\n".join([block[a + 1:b] for a, b in zip(*data.tolist())])  # noqa: B905
+    kept = np.array([stamps.inside(moment.decode()) for moment in moments], dtype=bool)[which]
+    joined = b"\n".join([block[a + 1:b] for a, b in zip(*data[:, kept].tolist())])  # noqa: B905
     if b"\\" in joined:  # escaped characters (a newline in a multi-row payload): a line at a time
         return False
+    acc.skipped_records += len(kept) - int(np.count_nonzero(kept))
     batch.csv.append(joined)
     batch.size += len(joined)
-    acc.records += data.shape[1]
+    acc.records += int(np.count_nonzero(kept))
     return True
 
 

@@ -561,7 +561,8 @@ def with_json_outputs(lines: list[str]) -> list[str]:
     return [json.dumps(record) for record in records]
 
 
-@pytest.mark.parametrize("mix", ["plain", "times", "json_outputs", "base64", "quoted", "multirow", "uneven", "broken"])
+@pytest.mark.parametrize("mix", ["plain", "times", "json_outputs", "base64", "quoted", "multirow", "times_multirow",
+                                 "uneven", "broken"])
 def test_a_block_read_in_one_piece_gives_the_report_a_line_at_a_time_gives(tmp_path, baseline, monkeypatch, mix):
     # Given capture blocks of plain CSV records, or ones mixed with what a single pattern cannot read
     frame = customers(600, seed=18, shift=("plan",))
@@ -573,6 +574,7 @@ def test_a_block_read_in_one_piece_gives_the_report_a_line_at_a_time_gives(tmp_p
         "base64": [capture_line(base64_of(csv_payload(frame[400:401])), encoding="BASE64")],
         "quoted": [capture_line('1200.5,"41",0.3,"pro","north"')],
         "multirow": csv_lines(frame[400:], rows_per_record=4),
+        "times_multirow": csv_lines(frame[400:500], time=f"{HOUR}:40:00Z") + csv_lines(frame[500:], rows_per_record=4),
         "uneven": csv_lines(frame[400:500].drop(columns=["region"])) + csv_lines(frame[500:].assign(coupon="X")),
         "broken": ['{"captureData": {"endpointInput": ', ""],
     }[mix]
