@@ -500,6 +500,18 @@ def test_csv_requests_with_fewer_or_more_columns(tmp_path, baseline):
     }
 
 
+def test_requests_without_the_last_column_after_whole_ones_count_it_missing(tmp_path, baseline):
+    # Given whole CSV requests, then requests that leave out the last column (region)
+    frame = customers(100, seed=28, shift=("plan",))
+    lines = csv_lines(frame[:60]) + csv_lines(frame[60:].drop(columns=["region"]))
+    # When the job reads them
+    statistics, violations, _ = run(opt_ml(tmp_path, baseline, lines))
+    # Then region is missing from those rows, as in the same rows analysed in memory with no region there
+    expected = monitor.analyze_frame(frame.assign(region=frame["region"][:60]), *baseline)
+    assert rounded(statistics) == rounded(expected[0])
+    assert checks(violations) == checks(expected[1]) >= {("region", "completeness_check")}
+
+
 def test_only_records_inside_the_time_window_are_analysed(tmp_path, baseline):
     frame = customers(40, seed=15)
     times = ["2026-11-26T04:59:59Z", "2026-11-26T05:00:00Z", "2026-11-26T05:30:00.250Z", "2026-11-26T06:00:00Z"]
