@@ -364,10 +364,11 @@ def _block_spans(text: np.ndarray, first: bytes, before: bytes, after: bytes,
     """Where each record's data and inferenceTime are, as rows of (opening quote, closing quote) positions, when
     every line of the block is laid out as its first line; None otherwise.
 
-    Found from the positions of the block's quotes (one vectorised pass) rather than by regular expressions (27%
-    of the job, twice the time of this): a line's data opens at the same count of quotes from the line's start as
-    on the first line, and its inferenceTime closes at the same count from the line's end (endpointOutput's
-    escaped JSON between them may vary). The text around each must then be the layout's, byte for byte.
+    Found from the positions of the block's quotes (one vectorised pass) rather than by two regular expressions
+    (27% of the job; this takes a fifth less CPU, joining included): a line's data opens at the same count of
+    quotes from the line's start as on the first line, and its inferenceTime closes at the same count from the
+    line's end (endpointOutput's escaped JSON between them may vary). The text around each must then be the
+    layout's, byte for byte.
     """
     quotes = np.flatnonzero(text == ord('"'))
     ends = np.flatnonzero(text == ord("\n"))
