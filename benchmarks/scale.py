@@ -18,6 +18,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +47,13 @@ def _monitor(sizes: Sizes) -> Figure:
         single = job_folder(Path(work), rows, baseline)
         hosts = {host: _host_folder(Path(work), single, host) for host in HOSTS}
         merge = _merge_folder(Path(work), single)
+        cores = _instance_cores()
         one, two = [], []
         for _ in range(sizes.repeats):  # interleaved, so that other work on the machine slows both alike
-            one.append(_run([single]))
-            two.append(_run(list(hosts.values())) + _merge(hosts, merge))
+            one.append(_run([single], cores=cores[:1] if cores else None))
+            hosts_seconds = _run(list(hosts.values()), cores=cores)
+            with _pinned(cores[0] if cores else None):  # the merge is a 1-instance job too
+                two.append(hosts_seconds + _merge(hosts, merge))
         verdicts = [_verdicts(folder) for folder in (single, merge)]
     figure = Figure(f"monitor on 2 instances, {rows:,} capture rows", "rows/s", SCALE_GOAL,
                     "the same job on 1 instance", value=rows / median(two), floor=rows / median(one),
@@ -57,8 +62,37 @@ def _monitor(sizes: Sizes) -> Figure:
         figure.error = f"2 instances found {verdicts[1]}, 1 instance {verdicts[0]}"
     figure.notes.append(f"verdicts {'identical' if verdicts[0] == verdicts[1] else 'DIFFER'}: "
                         f"{len(verdicts[0])} violations; the 2-instance time includes the 1-instance merge; "
-                        f"the hosts share this machine's {os.cpu_count()} cores")
+                        + _placement(cores))
     return figure
+
+
+def _placement(cores: list[set[int]] | None) -> str:
+    if not cores:
+        return f"not pinned (fewer than 2 usable CPUs): the hosts share this machine's {os.cpu_count()} cores"
+    first, second = min(cores[0]), min(cores[1])
+    return (f"each instance on a CPU of its own, as a SageMaker instance has its own: 1 instance on CPU {first}; "
+            f"2 instances on CPUs {first} and {second} at once, then the merge on CPU {first} (sched_setaffinity; "
+            "monitor.py sizes its pool by the CPUs it may use: 1 worker each)")
+
+
+def _instance_cores() -> list[set[int]] | None:
+    """A CPU for each of 2 emulated instances, so that 1 instance has what each of 2 has; None with fewer CPUs."""
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return [{cpu} for cpu in usable[:len(HOSTS)]] if len(usable) >= len(HOSTS) else None
+
+
+@contextmanager
+def _pinned(cpus: set[int] | None) -> Iterator[None]:
+    """This process, and so every child it starts meanwhile, on `cpus` (None: as it is)."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def _preprocess(sizes: Sizes) -> Figure:
@@ -190,11 +224,14 @@ def _env(opt_ml: Path) -> dict[str, str]:
         "SELFHEAL_OPT_ML": str(opt_ml)}
 
 
-def _run(folders: list[Path], script: str = MONITOR) -> float:
-    """Wall time of one job whose hosts are `folders`, all started at once."""
+def _run(folders: list[Path], script: str = MONITOR, cores: list[set[int]] | None = None) -> float:
+    """Wall time of one job whose hosts are `folders`, all started at once (host i on cores[i], if given)."""
     started = time.perf_counter()
-    processes = [subprocess.Popen([PYTHON, script], env=_env(folder), stdout=subprocess.DEVNULL)  # noqa: S603
-                 for folder in folders]
+    processes = []
+    for number, folder in enumerate(folders):
+        with _pinned(cores[number] if cores else None):
+            processes.append(subprocess.Popen([PYTHON, script], env=_env(folder),  # noqa: S603
+                                              stdout=subprocess.DEVNULL))
     for process in processes:
         if wait_exact(process, 600) != 0:
             raise RuntimeError(f"{Path(script).name} exited {process.returncode}")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Quantile buckets: the drift distance is evaluated at their edges, so more buckets mean a finer CDF grid
 # (a 2% step against the default 0.1 threshold). Model Monitor itself shows 10.
@@ -28,6 +29,11 @@ NUMERIC_NA_SET = frozenset(NUMERIC_NA)
 
 def numeric_values(series: pd.Series) -> tuple[np.ndarray, int, int]:
     """(float values, NaN where missing or unparsable; count of missing; count of values that are not numbers)."""
+    # pandas is imported where a frame is read, not at import: the merge of a sharded window reads none, and
+    # importing pandas was most of its time.
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
     if is_numeric_dtype(series.dtype) and not is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         return values, int(np.count_nonzero(np.isnan(values))), 0
@@ -197,6 +203,8 @@ class CategoricalAccumulator:
     counts: dict[str, int] = field(default_factory=dict)
 
     def update(self, series: pd.Series) -> None:
+        import pandas as pd  # where a frame is read: see numeric_values
+
         # Counted first, then only the distinct values are looked at: no pass over every row to find the missing
         # ones, nor to check that all are text.
         tallies = series.value_counts(dropna=False)

@@ -7,17 +7,19 @@ import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # siblings ship beside this script
     sys.path.insert(0, str(HERE))
 
 from accumulators import NUM_BUCKETS, CategoricalAccumulator, NumericAccumulator  # noqa: E402
-from prep_stats import Block, Column, Table, frame_kinds, resolve, value_at  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from prep_stats import Column, Table
 
 INTEGRAL, FRACTIONAL, STRING, UNKNOWN = "Integral", "Fractional", "String", "Unknown"
 NUMERIC_TYPES = (INTEGRAL, FRACTIONAL)
@@ -49,6 +51,8 @@ class BaselineError(ValueError):
 
 def _quantile_edges(finite: Table) -> np.ndarray:
     """Distinct inverted-CDF quantiles at NUM_BUCKETS + 1 ranks: equal-mass buckets, exact for discrete data."""
+    from prep_stats import value_at  # building a baseline reads frames (pandas): see build_baseline
+
     total = int(finite[1].sum())
     if not total:
         return np.array([])
@@ -88,6 +92,10 @@ def baseline_from_columns(columns: list[Column], rows: int) -> tuple[dict[str, A
 
 def build_baseline(frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
     """statistics.json and constraints.json (Model Monitor's formats) for a frame of raw feature columns."""
+    # prep_stats (and pandas with it) is imported by what builds a baseline, not by this module: the monitor's merge
+    # only reads one back, and importing pandas was most of its time.
+    from prep_stats import Block, frame_kinds, resolve
+
     kinds = frame_kinds(frame)
     block = Block.of(frame, kinds)
     columns = [resolve(name, block.columns[name], {kinds[name]}, len(frame)) for name in kinds]

@@ -8,12 +8,10 @@ import csv
 import io
 import json
 import math
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ if str(HERE) not in sys.path:  # siblings ship beside this script
 
 from accumulators import NUMERIC_NA, NUMERIC_NA_SET  # noqa: E402
 from baseline import Baseline  # noqa: E402
-from drift_checks import WindowAccumulator  # noqa: E402
+from drift_checks import WindowAccumulator, parse_time  # noqa: E402
 
 CHUNK_BYTES = 8 << 20  # capture payload characters parsed at once (about 50,000 rows of 20 features)
 READ_BLOCK_BYTES = 1 << 20
@@ -118,12 +116,6 @@ def _decoded_input(line: str) -> tuple[str, Any, Any]:
     return data, endpoint_input.get("observedContentType"), endpoint_input.get("encoding")
 
 
-def parse_time(text: str) -> datetime:
-    # fromisoformat only takes "Z" from Python 3.11; the containers run older ones. Naive means UTC.
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017
-
-
 def _json_rows(document: Any) -> list[list[Any] | dict[str, Any]]:
     """Rows of a JSON request: {"instances": [...]}, a list of rows, or one row (a list or an object)."""
     if isinstance(document, dict) and "instances" in document:
@@ -178,11 +170,13 @@ def _quoted_csv_rows(text: str, numeric: list[bool]) -> list[list[Any]]:
 
 def _csv_frame(raw: bytes, baseline: Baseline) -> pd.DataFrame:
     """One read_csv call for a chunk of CSV payloads without quotes (no header, in the baseline's order).
-    The chunk is read as the baseline's width when its commas add up to that (the common case), and as
-    wide as its widest line otherwise."""
+    The chunk is read as the baseline's width when one line has that width (its first, or as its commas add up:
+    counted only then, since two passes over the chunk cost 5% of the job) and none is wider (pandas refuses a
+    wider line), and as wide as its widest line otherwise."""
     expected = len(baseline.features)
-    rows = _occurrences(raw, b"\n") + 1
-    if _occurrences(raw, b",") == (expected - 1) * rows:
+    first = raw[:raw.index(b"\n")] if b"\n" in raw else raw
+    if first.count(b",") == expected - 1 or \
+            _occurrences(raw, b",") == (expected - 1) * (_occurrences(raw, b"\n") + 1):
         try:
             return _read_csv(raw, baseline, expected)
         except pd.errors.ParserError:  # some line longer, another shorter: count them
@@ -297,9 +291,9 @@ def scan(task: ScanTask) -> WindowAccumulator:
     """Stream capture records into a fresh accumulator, parsing payloads a chunk (CHUNK_BYTES) at a time.
 
     Reading records is the job's hot path. An endpoint writes every record in one layout, so a block is
-    read with two regular expressions made for the layout of its first line: one for the endpointInput's
-    data (unescaped), one for inferenceTime. When both find one per line, the block's CSV payloads join the
-    chunk as one string; otherwise (another layout, escaped data, a broken line) it is read a line at a time.
+    read by the layout of its first line: the endpointInput's data and inferenceTime of every line are found
+    from the positions of the block's quotes (_block_spans). When every line fits, the block's CSV payloads join
+    the chunk as one string; otherwise (another layout, escaped data, a broken line) it is read a line at a time.
     """
     acc, reader = WindowAccumulator(task.baseline), _RecordReader()
     batch = _Batch(task.baseline)
@@ -340,7 +334,6 @@ def _add_block(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, sta
                block: bytes) -> bool:
     """Add a block of CSV records in one layout in one piece, never decoding it; False (nothing added) for
     any other block."""
-    records = _occurrences(block, b"\n") + (not block.endswith(b"\n"))
     try:
         first = block[:block.index(b"\n")] if b"\n" in block else block
         before, after, time_key, content_type, encoding = reader.block_layout(first.decode("utf-8"))
@@ -349,32 +342,75 @@ def _add_block(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, sta
     kind, base64_encoded = _declared_kind(content_type, encoding)
     if kind != CSV or base64_encoded:
         return False
-    data_pattern, time_pattern = _block_patterns(before, after, time_key)
-    datas = data_pattern.findall(block)  # one C pass each, no Python work per record
-    if len(datas) != records:  # a blank or broken line, one in another layout or encoding, an escaped quote
+    text = np.frombuffer(block, dtype=np.uint8)
+    spans = _block_spans(text, first, *(part.encode("utf-8") for part in (before, after, time_key)))
+    if spans is None:  # a blank or broken line, one in another layout
         return False
-    stamped = time_pattern.findall(block)
-    if len(stamped) != records:
-        return False
-    joined = b"\n".join(datas)
+    data, stamp = spans
+    moments, which = _distinct(text, stamp)
+    kept = np.array([stamps.inside(moment.decode()) for moment in moments], dtype=bool)[which]
+    joined = b"\n".join([block[a + 1:b] for a, b in zip(*data[:, kept].tolist())])  # noqa: B905
     if b"\\" in joined:  # escaped characters (a newline in a multi-row payload): a line at a time
         return False
-    if not all(stamps.inside(stamp.decode()) for stamp in set(stamped)):
-        kept = [data for data, stamp in zip(datas, stamped) if stamps.inside(stamp.decode())]  # noqa: B905
-        acc.skipped_records += len(datas) - len(kept)
-        datas, joined = kept, b"\n".join(kept)
+    acc.skipped_records += len(kept) - int(np.count_nonzero(kept))
     batch.csv.append(joined)
     batch.size += len(joined)
-    acc.records += len(datas)
+    acc.records += int(np.count_nonzero(kept))
     return True
 
 
-@lru_cache(maxsize=MAX_LAYOUTS)
-def _block_patterns(before: str, after: str, time_key: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    """The endpointInput's data in one layout (followed by the text after it), and inferenceTime's value. A
-    one-character class ([^"]) keeps the regular expression engine on its fast path (two run 3x slower)."""
-    data = re.escape(before.encode("utf-8")) + b'([^"]*)' + re.escape(after.encode("utf-8"))
-    return re.compile(data), re.compile(re.escape(time_key.encode("utf-8")) + b'([^"]*)"')
+def _block_spans(text: np.ndarray, first: bytes, before: bytes, after: bytes,
+                 time_key: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each record's data and inferenceTime are, as rows of (opening quote, closing quote) positions, when
+    every line of the block is laid out as its first line; None otherwise.
+
+    Found from the positions of the block's quotes (one vectorised pass) rather than by two regular expressions
+    (27% of the job; this takes a fifth less CPU, joining included): a line's data opens at the same count of
+    quotes from the line's start as on the first line, and its inferenceTime closes at the same count from the
+    line's end (endpointOutput's escaped JSON between them may vary). The text around each must then be the
+    layout's, byte for byte.
+    """
+    quotes = np.flatnonzero(text == ord('"'))
+    ends = np.flatnonzero(text == ord("\n"))
+    if not len(ends) or ends[-1] != len(text) - 1:
+        ends = np.append(ends, len(text))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    data_open = first.index(before) + len(before) - 1
+    time_open = first.index(time_key) + len(time_key) - 1
+    data_at = np.searchsorted(quotes, starts) + first[:data_open].count(b'"')
+    time_at = np.searchsorted(quotes, ends) - first[time_open + 1:].count(b'"') - 1
+    if not (data_at + 1 < time_at).all():  # too few quotes on some line (a blank or broken one), another key order
+        return None
+    data, stamp = quotes[np.stack((data_at, data_at + 1))], quotes[np.stack((time_at, time_at + 1))]
+    if not (_matches(text, data[0] - len(before) + 1, before) and _matches(text, data[1], after)
+            and _matches(text, stamp[0] - len(time_key) + 1, time_key)):
+        return None
+    return data, stamp
+
+
+def _matches(text: np.ndarray, at: np.ndarray, expected: bytes) -> bool:
+    """Whether `expected` occurs at every position of `at` (ascending)."""
+    if not len(at):
+        return True
+    if at[0] < 0 or at[-1] + len(expected) > len(text):
+        return False
+    windows = np.lib.stride_tricks.sliding_window_view(text, len(expected))  # a view: copies only the rows taken
+    return bool((windows[at] == np.frombuffer(expected, dtype=np.uint8)).all())
+
+
+def _distinct(text: np.ndarray, spans: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """The distinct texts between the quotes of `spans`, and which of them each span holds."""
+    lengths = spans[1] - spans[0] - 1
+    if len(lengths) and lengths[0] > 0 and (lengths == lengths[0]).all():  # inferenceTime: one format, one width
+        values = np.lib.stride_tricks.sliding_window_view(text, lengths[0])[spans[0] + 1]
+        if (values == values[0]).all():  # a capture file holds a minute or so: mostly one value
+            return [values[0].tobytes()], np.zeros(len(lengths), dtype=np.intp)
+        distinct, which = np.unique(values.view(f"S{lengths[0]}").ravel(), return_inverse=True)
+        return distinct.tolist(), which.ravel()
+    found = [text[a + 1:b].tobytes() for a, b in zip(*spans.tolist())]  # noqa: B905
+    distinct = sorted(set(found))
+    position = {value: i for i, value in enumerate(distinct)}
+    return distinct, np.array([position[value] for value in found], dtype=np.intp)
 
 
 def _add_lines(acc: WindowAccumulator, batch: _Batch, reader: _RecordReader, stamps: _Stamps,

@@ -11,10 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # siblings ship beside this script
@@ -22,6 +21,9 @@ if str(HERE) not in sys.path:  # siblings ship beside this script
 
 from accumulators import CategoricalAccumulator, NumericAccumulator  # noqa: E402
 from baseline import Baseline, FeatureBaseline  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # c(alpha) of the two-sample Kolmogorov-Smirnov bound that linf_robust subtracts (alpha ~ 0.003);
 # the value awslabs/deequ (Model Monitor's engine) uses in Distance.selectMetrics.
@@ -107,7 +109,7 @@ class WindowAccumulator:
                 setattr(acc, name, int(state[name]))
             for moment in (state["first_event"], state["last_event"]):
                 if moment is not None:
-                    acc.note_event(datetime.fromisoformat(moment.replace("Z", "+00:00")))
+                    acc.note_event(parse_time(moment))
             acc.seen, acc.extra_columns = set(state["seen"]), set(state["extra_columns"])
             for name, feature in acc.features.items():
                 feature.load(state["features"][name])
@@ -254,6 +256,12 @@ def _column_violations(baseline: Baseline, acc: WindowAccumulator) -> list[dict[
         _violation(name, "extra_column_check", f"There are extra columns in current dataset. {counts}")
         for name in sorted(acc.extra_columns)
     ]
+
+
+def parse_time(text: str) -> datetime:
+    # fromisoformat only takes "Z" from Python 3.11; the containers run older ones. Naive means UTC.
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # noqa: UP017
 
 
 def _iso(moment: datetime | None) -> str | None:

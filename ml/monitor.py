@@ -33,17 +33,17 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # siblings ship beside this script
     sys.path.insert(0, str(HERE))
 
 from baseline import Baseline, BaselineError, read_baseline  # noqa: E402
-from capture import ScanTask, parse_time, plan, scan  # noqa: E402
-from drift_checks import PartialWindowError, WindowAccumulator, evaluate  # noqa: E402
+from drift_checks import PartialWindowError, WindowAccumulator, evaluate, parse_time  # noqa: E402
+
+if TYPE_CHECKING:  # the merge of a sharded window reads JSON counts only: it never loads pandas (most of its time)
+    import pandas as pd
 
 OPT_ML = Path(os.environ.get("SELFHEAL_OPT_ML", "/opt/ml"))
 CHUNK_ROWS = 50_000  # rows analysed at once by analyze_frame
@@ -76,8 +76,10 @@ def analyze_capture(
 def accumulate_capture(
     paths: list[Path], baseline: Baseline, start: datetime | None, end: datetime | None, workers: int | None
 ) -> WindowAccumulator:
+    from capture import ScanTask, plan, scan  # reads capture files with pandas: not the merge's business
+
     # vCPUs are mostly hyperthread pairs: on a 2-vCPU machine, two workers ran no faster than one.
-    workers = workers or max(1, (os.cpu_count() or 2) // 2)
+    workers = workers or max(1, usable_cpus() // 2)
     tasks = [ScanTask(pieces, baseline, start, end) for pieces in plan(paths, workers)]
     if len(tasks) == 1:
         return scan(tasks[0])
@@ -86,6 +88,15 @@ def accumulate_capture(
         for part in pool.map(scan, tasks):
             acc.merge(part)
     return acc
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, which a container's cpuset limits, rather than the host
+    machine's count (os.cpu_count); the machine's where affinity is unknown (not Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 2
 
 
 # ------------------------------------------------------------------------------------------------------ job
@@ -170,7 +181,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="selfheal's drift monitor (a SageMaker processing job)")
     parser.add_argument("--start-time", type=parse_time, help="analyse records with inferenceTime >= this (ISO)")
     parser.add_argument("--end-time", type=parse_time, help="analyse records with inferenceTime < this (ISO)")
-    parser.add_argument("--workers", type=int, help="processes reading capture files (default: one per 2 vCPUs)")
+    parser.add_argument("--workers", type=int,
+                        help="processes reading capture files (default: one per 2 of the vCPUs it may use)")
     parser.add_argument("--merge", action="store_true",
                         help="merge the hosts' partial windows (input/partials) of a multi-instance analysis")
     arguments = parser.parse_args(argv)

@@ -7,6 +7,7 @@ import csv
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -499,6 +500,18 @@ def test_csv_requests_with_fewer_or_more_columns(tmp_path, baseline):
     }
 
 
+def test_requests_without_the_last_column_after_whole_ones_count_it_missing(tmp_path, baseline):
+    # Given whole CSV requests, then requests that leave out the last column (region)
+    frame = customers(100, seed=28, shift=("plan",))
+    lines = csv_lines(frame[:60]) + csv_lines(frame[60:].drop(columns=["region"]))
+    # When the job reads them
+    statistics, violations, _ = run(opt_ml(tmp_path, baseline, lines))
+    # Then region is missing from those rows, as in the same rows analysed in memory with no region there
+    expected = monitor.analyze_frame(frame.assign(region=frame["region"][:60]), *baseline)
+    assert rounded(statistics) == rounded(expected[0])
+    assert checks(violations) == checks(expected[1]) >= {("region", "completeness_check")}
+
+
 def test_only_records_inside_the_time_window_are_analysed(tmp_path, baseline):
     frame = customers(40, seed=15)
     times = ["2026-11-26T04:59:59Z", "2026-11-26T05:00:00Z", "2026-11-26T05:30:00.250Z", "2026-11-26T06:00:00Z"]
@@ -550,7 +563,18 @@ def spied_blocks(monkeypatch, read_in_one_piece: bool = True) -> list[bool]:
 WINDOW = {"start": capture.parse_time(f"{HOUR}:05:00Z"), "end": capture.parse_time(f"{HOUR}:30:00Z")}
 
 
-@pytest.mark.parametrize("mix", ["plain", "times", "base64", "quoted", "multirow", "uneven", "broken"])
+def with_json_outputs(lines: list[str]) -> list[str]:
+    """The lines with endpointOutput's data a JSON response, of more or fewer (escaped) quotes from line to line."""
+    records = [json.loads(line) for line in lines]
+    for number, record in enumerate(records):
+        output = record["captureData"]["endpointOutput"]
+        output["observedContentType"], output["encoding"] = "application/json", "JSON"
+        output["data"] = json.dumps({"predictions": [{"score": 0.4, "labels": ["yes"] * (number % 3)}]})
+    return [json.dumps(record) for record in records]
+
+
+@pytest.mark.parametrize("mix", ["plain", "times", "json_outputs", "base64", "quoted", "multirow", "times_multirow",
+                                 "uneven", "broken"])
 def test_a_block_read_in_one_piece_gives_the_report_a_line_at_a_time_gives(tmp_path, baseline, monkeypatch, mix):
     # Given capture blocks of plain CSV records, or ones mixed with what a single pattern cannot read
     frame = customers(600, seed=18, shift=("plan",))
@@ -558,12 +582,16 @@ def test_a_block_read_in_one_piece_gives_the_report_a_line_at_a_time_gives(tmp_p
     extra = {
         "plain": [],
         "times": csv_lines(frame[400:], time=f"{HOUR}:40:00Z"),
+        "json_outputs": with_json_outputs(csv_lines(frame[400:], time=f"{HOUR}:20:00Z")),
         "base64": [capture_line(base64_of(csv_payload(frame[400:401])), encoding="BASE64")],
         "quoted": [capture_line('1200.5,"41",0.3,"pro","north"')],
         "multirow": csv_lines(frame[400:], rows_per_record=4),
+        "times_multirow": csv_lines(frame[400:500], time=f"{HOUR}:40:00Z") + csv_lines(frame[500:], rows_per_record=4),
         "uneven": csv_lines(frame[400:500].drop(columns=["region"])) + csv_lines(frame[500:].assign(coupon="X")),
         "broken": ['{"captureData": {"endpointInput": ', ""],
     }[mix]
+    if mix == "json_outputs":
+        lines = with_json_outputs(lines)
     root = opt_ml(tmp_path, baseline, lines + extra)
     # When it is read both ways
     in_one_piece = spied_blocks(monkeypatch)
@@ -572,7 +600,7 @@ def test_a_block_read_in_one_piece_gives_the_report_a_line_at_a_time_gives(tmp_p
     slow = run(root, **WINDOW)
     # Then the reports are the same; plain CSV records are read in one piece
     assert rounded(fast) == rounded(slow)
-    assert in_one_piece == [mix in ("plain", "times", "uneven")] and line_by_line == [False]
+    assert in_one_piece == [mix in ("plain", "times", "json_outputs", "uneven")] and line_by_line == [False]
     assert fast[2]["rows"] + fast[2]["skipped_records"] + fast[2]["invalid_records"] > 0
 
 
@@ -616,6 +644,18 @@ def test_worker_processes_give_the_same_report(tmp_path, baseline, monkeypatch):
     assert parallel[2]["rows"] == 3000
     assert rounded(parallel) == rounded(single)
     assert checks(parallel[1]) == {("plan", "baseline_drift_check")}
+
+
+def test_the_pool_is_sized_by_the_cpus_the_job_may_use_not_the_machines(tmp_path, baseline, monkeypatch):
+    # Given a container allowed 4 of its host machine's 64 CPUs (its cpuset: what sched_getaffinity shows)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    sized = []
+    monkeypatch.setattr(capture, "plan", lambda paths, workers: sized.append(workers) or [[]])
+    # When the job plans its reading with the default pool
+    run(opt_ml(tmp_path, baseline, []))
+    # Then it plans one worker per 2 of its own vCPUs, not per 2 of the machine's
+    assert sized == [2]
 
 
 # ------------------------------------------------------------------ several instances: shares, then a merge
@@ -745,6 +785,36 @@ def test_the_script_runs_under_the_container_contract(tmp_path, baseline):
         "statistics.json",
     ]
     assert "analysed 30 rows" in output
+
+
+LOADED_MODULES = """
+import runpy, sys
+sys.argv = [{script!r}, *sys.argv[1:]]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print("loaded", " ".join(sorted(name for name in sys.modules if "." not in name)))
+"""
+
+
+@pytest.mark.process
+def test_the_merge_job_reads_the_hosts_shares_without_loading_pandas(tmp_path, baseline):
+    # Given two hosts' shares of a window (the merge's input: JSON counts at the baseline's edges)
+    lines = csv_lines(customers(200, seed=27, shift=("plan",)))
+    single = run(opt_ml(tmp_path / "one", baseline, lines))
+    merged_run(tmp_path, baseline, {"algo-1": lines[:120], "algo-2": lines[120:]})
+    merge = tmp_path / "merge"
+    shutil.rmtree(merge / "processing" / "output")
+    # When the 1-instance merge job runs as the container runs it
+    done = subprocess.run([sys.executable, "-c", LOADED_MODULES.format(script=str(ML_DIR / "monitor.py")), "--merge"],
+                          env={**os.environ, "SELFHEAL_OPT_ML": str(merge)}, capture_output=True, text=True,
+                          timeout=120)
+    # Then it writes the one-host report, and never imports pandas: its import was most of the merge's time
+    assert done.returncode == 0, done.stderr
+    report = json.loads((merge / "processing" / "output" / "report" / "drift_metrics.json").read_text())
+    assert rounded(report) == rounded(single[2])
+    loaded = done.stdout.strip().splitlines()[-1].split()
+    assert loaded[0] == "loaded" and "json" in loaded and "pandas" not in loaded
 
 
 @pytest.mark.process
