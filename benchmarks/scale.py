@@ -66,13 +66,14 @@ def _monitor(sizes: Sizes) -> Figure:
     return figure
 
 
-def _placement(cores: list[set[int]] | None) -> str:
+def _placement(cores: list[set[int]] | None, steps: str = "then the merge on CPU {first}",
+               why: str = "; monitor.py sizes its pool by the CPUs it may use: 1 worker each") -> str:
     if not cores:
         return f"not pinned (fewer than 2 usable CPUs): the hosts share this machine's {os.cpu_count()} cores"
     first, second = min(cores[0]), min(cores[1])
     return (f"each instance on a CPU of its own, as a SageMaker instance has its own: 1 instance on CPU {first}; "
-            f"2 instances on CPUs {first} and {second} at once, then the merge on CPU {first} (sched_setaffinity; "
-            "monitor.py sizes its pool by the CPUs it may use: 1 worker each)")
+            f"2 instances on CPUs {first} and {second} at once, {steps.format(first=first, second=second)} "
+            f"(sched_setaffinity{why})")
 
 
 def _instance_cores() -> list[set[int]] | None:
@@ -102,12 +103,15 @@ def _preprocess(sizes: Sizes) -> Figure:
         hosts = {host: _preprocess_host(Path(work), single, host) for host in HOSTS}
         merge = Path(work) / "merge"
         shutil.copytree(single / "processing" / "input" / "config", merge / "processing" / "input" / "config")
+        cores = _instance_cores()
         one, two, phases = [], [], []
         runs = 1 if sizes.quick else sizes.repeats  # quick checks that it runs, and keeps the suite's seconds
-        for _ in range(runs):  # interleaved, as for the monitor
-            one.append(_run([single], PREPROCESS))
-            phases.append({"hosts": _run(list(hosts.values()), PREPROCESS), "merge": _merge(hosts, merge, PREPROCESS),
-                           "encode": _encode(Path(work), merge)})
+        for _ in range(runs):  # interleaved, as for the monitor, and each instance on a CPU of its own alike
+            one.append(_run([single], PREPROCESS, cores[:1] if cores else None))
+            summaries = _run(list(hosts.values()), PREPROCESS, cores)
+            with _pinned(cores[0] if cores else None):
+                merged = _merge(hosts, merge, PREPROCESS)
+            phases.append({"hosts": summaries, "merge": merged, "encode": _encode(Path(work), merge, cores)})
             two.append(sum(phases[-1].values()))
         differ = _differences(_outputs(single), _outputs(merge, *(Path(work) / f"encode-{host}" for host in HOSTS)))
     figure = Figure(f"Preprocess on 2 instances, {rows:,} rows in {PREPROCESS_FILES} uploads", "rows/s", SCALE_GOAL,
@@ -119,11 +123,12 @@ def _preprocess(sizes: Sizes) -> Figure:
     figure.notes.append(f"outputs {'the same' if not differ else 'DIFFER'} (test, transform and baseline byte for "
                         "byte; each train and validation file the same encoded rows, whichever host wrote them); the "
                         "2-instance time is the hosts' summaries, the 1-instance merge and the hosts' encoding, in "
-                        f"turn; the hosts share this machine's {os.cpu_count()} cores")
+                        "turn; " + _placement(cores, "then the merge on CPU {first}, then the encoding on CPUs "
+                                              "{first} and {second}", ""))
     return figure
 
 
-def _encode(work: Path, merge: Path) -> float:
+def _encode(work: Path, merge: Path, cores: list[set[int]] | None) -> float:
     """EncodePreprocess: the merge's plan and transform, and the hosts' rows files dealt round robin in key order,
     downloaded (copies and links here) to each host, which encodes its share."""
     started = time.perf_counter()
@@ -142,11 +147,7 @@ def _encode(work: Path, merge: Path) -> float:
         (root / "config").mkdir()
         (root / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": HOSTS}))
         folders.append(root)
-    processes = [subprocess.Popen([PYTHON, PREPROCESS, "--encode"], env=_env(folder),  # noqa: S603
-                                  stdout=subprocess.DEVNULL) for folder in folders]
-    for process in processes:
-        if wait_exact(process, 600) != 0:
-            raise RuntimeError(f"preprocess.py --encode exited {process.returncode}")
+    _run(folders, PREPROCESS, cores, "--encode")
     return time.perf_counter() - started
 
 
@@ -224,17 +225,17 @@ def _env(opt_ml: Path) -> dict[str, str]:
         "SELFHEAL_OPT_ML": str(opt_ml)}
 
 
-def _run(folders: list[Path], script: str = MONITOR, cores: list[set[int]] | None = None) -> float:
+def _run(folders: list[Path], script: str = MONITOR, cores: list[set[int]] | None = None, *args: str) -> float:
     """Wall time of one job whose hosts are `folders`, all started at once (host i on cores[i], if given)."""
     started = time.perf_counter()
     processes = []
     for number, folder in enumerate(folders):
         with _pinned(cores[number] if cores else None):
-            processes.append(subprocess.Popen([PYTHON, script], env=_env(folder),  # noqa: S603
+            processes.append(subprocess.Popen([PYTHON, script, *args], env=_env(folder),  # noqa: S603
                                               stdout=subprocess.DEVNULL))
     for process in processes:
         if wait_exact(process, 600) != 0:
-            raise RuntimeError(f"{Path(script).name} exited {process.returncode}")
+            raise RuntimeError(f"{Path(script).name} {' '.join(args)} exited {process.returncode}")
     return time.perf_counter() - started
 
 
