@@ -58,6 +58,9 @@ OWN = {"target": None, "problem": None, "num_round": 200, "early_stopping_rounds
 TRACKER_PORT = 9099
 # How long the hosts may take to find each other, and to part (the tracker's and the workers' bootstrap timeout).
 BOOTSTRAP_SECONDS = 600
+# A worker may reach the tracker before it listens (the first host reads its shard first). XGBoost sleeps 2k s before
+# its k-th retry and gives up after dmlc_retry tries, 3 by default: 6 s. 25 tries span 2 + 4 + ... + 48 = 600 s.
+CONNECT_RETRIES = 25
 OBJECTIVES: dict[str, dict[str, Any]] = {
     # XGBoost early-stops on the last eval metric: a proper scoring rule, smoother than auc or error.
     "binary": {"objective": "binary:logistic", "eval_metric": ["auc", "logloss"]},
@@ -115,6 +118,12 @@ def job_hosts() -> Hosts:
     return Hosts(os.environ.get("SM_CURRENT_HOST", names[0]), names)
 
 
+def worker_args(address: str, port: int, task_id: str) -> dict[str, Any]:
+    """A worker's collective settings: the tracker it reports to, and how long it may wait for it."""
+    return {"dmlc_communicator": "rabit", "dmlc_tracker_uri": address, "dmlc_tracker_port": port,
+            "dmlc_task_id": task_id, "dmlc_timeout": BOOTSTRAP_SECONDS, "dmlc_retry": CONNECT_RETRIES}
+
+
 @contextmanager
 def collective(hosts: Hosts) -> Iterator[None]:
     """XGBoost's collective across the hosts, while the block runs: xgb.train then trains one model on every host's
@@ -128,9 +137,7 @@ def collective(hosts: Hosts) -> Iterator[None]:
         tracker = RabitTracker(n_workers=len(hosts.names), host_ip=address, port=TRACKER_PORT, sortby="task",
                                timeout=BOOTSTRAP_SECONDS)
         tracker.start()
-    with xgb.collective.CommunicatorContext(dmlc_communicator="rabit", dmlc_tracker_uri=address,
-                                            dmlc_tracker_port=TRACKER_PORT, dmlc_task_id=hosts.current,
-                                            dmlc_timeout=BOOTSTRAP_SECONDS):
+    with xgb.collective.CommunicatorContext(**worker_args(address, TRACKER_PORT, hosts.current)):
         print(f"train: worker {xgb.collective.get_rank()} of {xgb.collective.get_world_size()} on {hosts.current}",
               flush=True)
         yield

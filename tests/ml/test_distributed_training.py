@@ -56,6 +56,39 @@ def test_the_hosts_are_the_toolkits_and_the_first_in_sorted_order_leads(monkeypa
     assert train.job_hosts() == train.Hosts("algo-1", ["algo-1"])
 
 
+@pytest.mark.process  # waits out XGBoost's retry back-off: about 20 s
+def test_a_worker_that_reaches_the_tracker_before_it_listens_waits_for_it() -> None:
+    import socket
+    import threading
+    import time
+
+    import train
+    from xgboost.tracker import RabitTracker
+
+    # Given a tracker that starts listening 6.5 s after its worker first tries it (the first host still reading its
+    # shard; XGBoost's own 3 tries give up after 6 s)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started: list[float] = []
+
+    def late_tracker() -> None:
+        time.sleep(6.5)
+        tracker = RabitTracker(n_workers=1, host_ip="127.0.0.1", port=port, sortby="task", timeout=60)
+        tracker.start()
+        started.append(time.monotonic())
+        tracker.wait_for(60)
+
+    thread = threading.Thread(target=late_tracker, daemon=True)
+    thread.start()
+    # When the worker joins with train.py's settings
+    with xgb.collective.CommunicatorContext(**train.worker_args("127.0.0.1", port, "algo-2")):
+        # Then it waited for the tracker and joined it
+        assert started and xgb.collective.get_world_size() == 1
+    thread.join(60)
+    assert not thread.is_alive()
+
+
 def test_a_two_instance_training_run_scores_within_a_hundredth_of_the_one_instance_model(
         s3, run_job, preprocessed) -> None:  # noqa: F811 - fixtures
     # Given the train split as 2 files (one per instance), the validation split and the transform, in S3
