@@ -9,7 +9,6 @@ queues" (EventBridge User Guide)."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,14 +140,3 @@ def test_the_async_settings_are_the_templates(cloud):
     assert (spec.max_retries, spec.max_event_age) == (2, 3600)
     assert spec.dead_letter.endswith(":" + cloud.physical("IngestDLQ"))
     assert cloud.router.spec("EvaluateGateFunction").asynchronous == AsyncConfig()
-
-
-def test_an_idle_cloud_is_known_idle_one_poll_after_it_was_first_seen_idle(cloud):
-    # Given a cloud with nothing running (each scenario step, backtest step and test waits for this)
-    cloud.wait_idle(timeout=60)
-    assert not any(cloud.busy().values())
-    # When a caller waits for it with a long poll
-    started = time.monotonic()
-    cloud.wait_idle(timeout=60, poll=0.5)
-    # Then it is seen idle twice, one poll apart, and returns then: not a poll later
-    assert 0.5 <= time.monotonic() - started < 1.0

@@ -327,12 +327,10 @@ class LocalCloud:
         deadline = time.monotonic() + timeout
         next_tick = time.monotonic() + tick_seconds
         quiet = 0
-        while True:
+        while quiet < 2:
             if time.monotonic() > deadline:
                 raise IdleTimeout(f"still busy after {timeout:.0f}s: {self.busy()}")
             quiet = quiet + 1 if not any(self.busy().values()) else 0
-            if quiet == 2:  # idle at two looks a poll apart: no poll more (each step of a scenario waits here)
-                break
             if on_tick and time.monotonic() >= next_tick:
                 on_tick()
                 next_tick = time.monotonic() + tick_seconds
