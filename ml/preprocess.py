@@ -157,6 +157,12 @@ def write_partial(work: Path, host: str, hosts: list[str], summary: dict[str, An
         pickle.dump({"host": host, "hosts": hosts, **summary}, handle, protocol=4)
 
 
+def load_rows(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """A rows file: one dataset's labelled rows and their positions u."""
+    with open(path, "rb") as handle:
+        return pickle.load(handle)  # noqa: S301 - written by this job's own hosts, in this image
+
+
 def read_partials(work: Path) -> list[dict[str, Any]]:
     """Every host's summary, refusing unless there is one from each host of the job."""
     partials, expected = [], None
@@ -204,8 +210,7 @@ class Merge:
         self.plan = self._plan()
 
     def load(self, name: str) -> tuple[pd.DataFrame, np.ndarray]:
-        with open(self.work / self.files[name]["rows_file"], "rb") as handle:
-            return pickle.load(handle)  # noqa: S301 - written by this job's own hosts, in this image
+        return load_rows(self.work / self.files[name]["rows_file"])
 
     def _plan(self) -> Plan:
         holdout = [(name, self.files[name]["labelled"]) for name in self.names if self.files[name]["holdout"]]
@@ -291,12 +296,14 @@ class Merge:
 # ------------------------------------------------------------------------------------------------ encode
 
 
-def train_files(instances: int, host: str | None) -> list[str]:
-    """train/'s names: train.csv, or one per training instance; on several encoding hosts, each host's own (every
-    host writes all of them, so ShardedByS3Key's deal in key order gives training instance i each host's i-th)."""
+def encoded_files(instances: int, host: str | None) -> tuple[list[str], str]:
+    """train/'s names (train.csv, or one per training instance) and validation/'s; on several encoding hosts, each
+    host's own (every host writes all of them, so ShardedByS3Key's deal in key order gives training instance i each
+    host's i-th)."""
     mark = "" if host is None else f"-{host}"
-    return [f"train{mark}.csv"] if instances == 1 else [f"train{mark}-{i + 1}-of-{instances}.csv"
-                                                       for i in range(instances)]
+    train = [f"train{mark}.csv"] if instances == 1 else [f"train{mark}-{i + 1}-of-{instances}.csv"
+                                                        for i in range(instances)]
+    return train, f"validation{mark}.csv"
 
 
 def encode(encoding: dict[str, Any], transform: FeatureTransform, config: dict[str, Any], folder: Path,
@@ -305,32 +312,30 @@ def encode(encoding: dict[str, Any], transform: FeatureTransform, config: dict[s
     encoded. `host` names the files when several hosts share the output prefix."""
     plan = Plan(encoding["test"], encoding["validation"],
                 {label: (test, validation) for label, test, validation in encoding["cuts"]}, encoding["holdout_from"])
-    paths = sorted(folder.rglob("rows-*.pkl"))
-    unknown = [path.name for path in paths if path.name not in encoding["files"]]
+    paths = list(folder.rglob("rows-*.pkl"))
+    unknown = sorted(path.name for path in paths if path.name not in encoding["files"])
     if unknown:
         raise PartialSplitError(f"rows files the merge did not plan: {', '.join(unknown)}")
     instances = encoding["training_instances"]
+    train_names, validation_name = encoded_files(instances, host)
     for part in ("train", "validation"):
         (output / part).mkdir(parents=True, exist_ok=True)
-    shards = [open(output / "train" / name, "w", encoding="utf-8")  # noqa: SIM115
-              for name in train_files(instances, host)]
+    shards = [open(output / "train" / name, "w", encoding="utf-8") for name in train_names]  # noqa: SIM115
     encoded = 0
     try:
-        with open(output / "validation" / ("validation.csv" if host is None else f"validation-{host}.csv"), "w",
-                  encoding="utf-8") as validation:
+        with open(output / "validation" / validation_name, "w", encoding="utf-8") as validation:
             for path in sorted(paths, key=lambda path: encoding["files"][path.name]["name"]):
                 record = encoding["files"][path.name]
-                with open(path, "rb") as handle:
-                    rows, u = pickle.load(handle)  # noqa: S301 - written by this job's own hosts, in this image
+                rows, u = load_rows(path)
                 if not len(rows):
                     continue
                 parts = plan.parts(record["name"], _labels(rows, config), u)
                 rows = rows.reindex(columns=encoding["columns"])  # a column this file lacks is missing in its rows
-                train = rows[parts == TRAIN]
+                train, validating = rows[parts == TRAIN], rows[parts == VALIDATION]
                 for i, shard in enumerate(shards):
                     write_encoded(shard, transform, train.iloc[(i - record["train_from"]) % instances::instances])
-                write_encoded(validation, transform, rows[parts == VALIDATION])
-                encoded += len(train) + int((parts == VALIDATION).sum())
+                write_encoded(validation, transform, validating)
+                encoded += len(train) + len(validating)
     finally:
         for shard in shards:
             shard.close()

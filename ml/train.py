@@ -149,9 +149,14 @@ def channel(name: str) -> Path:
     return Path(os.environ.get(f"SM_CHANNEL_{name.upper()}", str(OPT_ML / "input" / "data" / name)))
 
 
+def csv_files(folder: Path) -> list[Path]:
+    """The channel's CSV files with rows: Preprocess's encoding hosts each write every training instance's file,
+    some maybe empty."""
+    return [path for path in sorted(folder.rglob("*.csv")) if path.stat().st_size]
+
+
 def read_matrix(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    # Preprocess's encoding hosts each write every training instance's file, some maybe empty
-    files = [path for path in sorted(folder.rglob("*.csv")) if path.stat().st_size]
+    files = csv_files(folder)
     if not files:
         raise FileNotFoundError(f"no rows in the CSV files of channel {folder}")
     rows = pd.concat([pd.read_csv(path, header=None, dtype=np.float32) for path in files], ignore_index=True)
@@ -274,7 +279,7 @@ def main(argv: list[str]) -> None:
             raise ValueError(f"hyperparameter {name}={wanted!r} but the transform was fitted for {fitted!r}")
     problem = transform.problem
     hosts = job_hosts()
-    if hosts.distributed and not any(path.stat().st_size for path in channel("train").rglob("*.csv")):
+    if hosts.distributed and not csv_files(channel("train")):
         raise FileNotFoundError(f"host {hosts.current} got no train rows: the train channel needs at least one file "
                                 f"with rows per instance ({len(hosts.names)})")
     x_train, y_train = read_matrix(channel("train"))
