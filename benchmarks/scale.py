@@ -144,8 +144,7 @@ def _encode(work: Path, merge: Path, cores: list[set[int]] | None) -> float:
         (inputs / "rows").mkdir()
         for path in rows[position::len(HOSTS)]:
             os.link(path, inputs / "rows" / path.name)
-        (root / "config").mkdir()
-        (root / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": HOSTS}))
+        _resource_config(root, host)
         folders.append(root)
     _run(folders, PREPROCESS, cores, "--encode")
     return time.perf_counter() - started
@@ -180,9 +179,14 @@ def _preprocess_host(work: Path, single: Path, host: str) -> Path:
     (root / "processing" / "input" / "data").mkdir()
     for path in sorted((inputs / "data").iterdir())[HOSTS.index(host)::len(HOSTS)]:
         os.link(path, root / "processing" / "input" / "data" / path.name)
-    (root / "config").mkdir(parents=True)
-    (root / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": HOSTS}))
+    _resource_config(root, host)
     return root
+
+
+def _resource_config(root: Path, host: str) -> None:
+    """/opt/ml/config/resourceconfig.json, as SageMaker gives each host of a 2-instance job."""
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": HOSTS}))
 
 
 def _outputs(*opt_mls: Path) -> dict[str, bytes]:
@@ -209,8 +213,7 @@ def _host_folder(work: Path, single: Path, host: str) -> Path:
         target = root / "processing" / "input" / "capture" / path.relative_to(inputs / "capture")
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(path, target)
-    (root / "config").mkdir(parents=True)
-    (root / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": HOSTS}))
+    _resource_config(root, host)
     return root
 
 
